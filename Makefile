@@ -1,0 +1,105 @@
+# shardkv — build, run, test, bench.
+#   make run    install missing Debian packages, build, start a node on :8000
+#   make test   install missing Debian packages, build, run every test suite
+#   make bench  throughput/latency against nginx on this machine
+VERSION  := 0.1.0
+CC       ?= cc
+PKGS     := libuv jansson libxxhash libcrypto
+PYTHON   := /usr/bin/python3
+FUZZ_SECONDS ?= 30
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wvla -Wformat=2 \
+            -Wstrict-prototypes -Wmissing-prototypes -Wno-format-nonliteral
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -DSKV_VERSION=\"$(VERSION)\" $(WARN) -g -pthread \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+OPTFLAGS := -O2
+SANFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+SRC      := $(wildcard src/*.c)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+OBJ       := $(SRC:src/%.c=build/obj/%.o)
+LIB_OBJ   := $(LIB_SRC:src/%.c=build/obj/%.o)
+SAN_OBJ   := $(SRC:src/%.c=build/san/obj/%.o)
+SAN_LIB   := $(LIB_SRC:src/%.c=build/san/obj/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+SAN_UNIT  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
+
+.PHONY: all san run test check unit unit-san integration integration-san fuzz bench clean deps
+
+all: build/shardkv
+
+build/obj/%.o: src/%.c $(wildcard src/*.h) | build/obj
+	$(CC) $(BASEFLAGS) $(OPTFLAGS) -c $< -o $@
+build/san/obj/%.o: src/%.c $(wildcard src/*.h) | build/san/obj
+	$(CC) $(BASEFLAGS) $(SANFLAGS) -c $< -o $@
+
+build/shardkv: $(OBJ)
+	$(CC) $(BASEFLAGS) $(OPTFLAGS) $^ -o $@ $(LIBS)
+build/san/shardkv: $(SAN_OBJ)
+	$(CC) $(BASEFLAGS) $(SANFLAGS) $^ -o $@ $(LIBS)
+san: build/san/shardkv
+
+build/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h) | build/tests
+	$(CC) $(BASEFLAGS) $(OPTFLAGS) -Isrc $< $(LIB_OBJ) -o $@ $(LIBS) -lcmocka
+build/san/tests/%: tests/unit/%.c $(SAN_LIB) $(wildcard tests/unit/*.h) | build/san/tests
+	$(CC) $(BASEFLAGS) $(SANFLAGS) -Isrc $< $(SAN_LIB) -o $@ $(LIBS) -lcmocka
+
+build/obj build/san/obj build/tests build/san/tests build/fuzz:
+	mkdir -p $@
+
+deps:
+	@scripts/install-deps build
+
+run:
+	@scripts/install-deps build
+	@$(MAKE) --no-print-directory all
+	mkdir -p data
+	./build/shardkv --port 8000 --metrics-port 8001 --data-dir ./data
+
+# `make test` = install what is missing, then every suite, then the same
+# suites under AddressSanitizer + UndefinedBehaviorSanitizer, then the fuzzer.
+test:
+	@scripts/install-deps test
+	@$(MAKE) --no-print-directory check
+
+check: unit integration unit-san integration-san fuzz
+	@echo "make test: all suites passed"
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+unit-san: $(SAN_UNIT)
+	@set -e; for t in $(SAN_UNIT); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+integration: build/shardkv
+	SHARDKV_BIN=$(CURDIR)/build/shardkv $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+integration-san: build/san/shardkv
+	SHARDKV_BIN=$(CURDIR)/build/san/shardkv SHARDKV_SANITIZED=1 \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard src/*.h) | build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	  $(shell pkg-config --cflags $(PKGS)) $< $(LIB_SRC) -o $@ $(LIBS)
+
+fuzz: $(FUZZ_TARGETS)
+	@set -e; for f in $(FUZZ_TARGETS); do name=$${f##*/fuzz_}; \
+	  mkdir -p build/fuzz/corpus_$$name; \
+	  echo "== $$f for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$name tests/fuzz/corpus/$$name 2>build/fuzz/$$name.log \
+	    || { tail -50 build/fuzz/$$name.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units" build/fuzz/$$name.log; done
+
+bench:
+	@scripts/install-deps bench
+	@$(MAKE) --no-print-directory all
+	bench/run
+
+clean:
+	rm -rf build

@@ -1,0 +1,437 @@
+/*
+ * api — routing and the canonical and operational handlers.  The seed
+ * routes live in seed.c and share the helpers declared in api_internal.h.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api_internal.h"
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+const char *const api_route_labels[API_ROUTE__COUNT] = {
+#define API__ROUTE_LABEL(id, label) label,
+    API_ROUTES(API__ROUTE_LABEL)
+#undef API__ROUTE_LABEL
+};
+
+void api_worker_init(api_worker *w, api_env *env, unsigned id) {
+    memset(w, 0, sizeof *w);
+    w->env = env;
+    w->id = id;
+    w->mw = metrics_worker_slot(env->m, id);
+    skv_buf_init(&w->key);
+    skv_buf_init(&w->tmp);
+    skv_buf_reserve(&w->key, 256);
+    skv_buf_reserve(&w->tmp, 1024);
+}
+
+void api_worker_destroy(api_worker *w) {
+    skv_buf_free(&w->key);
+    skv_buf_free(&w->tmp);
+}
+
+/* ---- shared helpers (api_internal.h) ------------------------------------------------------- */
+
+int api_method_allowed(const http_request *req, reply *r, const char *allow, unsigned mask) {
+    if (req->method != HTTP_M_OTHER && (mask & (1u << req->method))) return 1;
+    char hdr[96];
+    snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
+    r->extra = hdr;
+    if (req->method == HTTP_M_OPTIONS) {
+        reply_start(r, 204);
+        r->extra = NULL;
+        reply_body(r, NULL, "", 0);
+        return 0;
+    }
+    if (req->method == HTTP_M_OTHER)
+        reply_error(r, 501, "not_implemented", "method %.*s is not implemented", (int)req->method_name.len,
+                    req->method_name.ptr);
+    else
+        reply_error(r, 405, "method_not_allowed", "method %s is not allowed here; allowed: %s",
+                    http_method_name(req->method), allow);
+    r->extra = NULL;
+    return 0;
+}
+
+int api_check_key(api_worker *w, skv_slice key, reply *r) {
+    if (key.len == 0) {
+        reply_error(r, 400, "missing_key", "the key is empty");
+        return 0;
+    }
+    if (key.len > w->env->cfg->max_key_bytes) {
+        reply_error(r, 400, "key_too_large", "key is %zu bytes; the limit is %zu (--max-key-bytes)", key.len,
+                    w->env->cfg->max_key_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+int api_check_value(api_worker *w, size_t len, reply *r) {
+    if (len > w->env->cfg->max_value_bytes) {
+        reply_error(r, 413, "value_too_large", "value is %zu bytes; the limit is %zu (--max-value-bytes)", len,
+                    w->env->cfg->max_value_bytes);
+        return 0;
+    }
+    return 1;
+}
+
+void api_reply_write_error(reply *r, int rc, skv_slice key) {
+    int n = key.len > 200 ? 200 : (int)key.len;
+    switch (rc) {
+    case SKV_ENOTFOUND: reply_error(r, 404, "not_found", "key '%.*s' not found", n, key.ptr); break;
+    case SKV_EPRECOND: reply_error(r, 412, "precondition_failed", "the key's current version does not match the precondition"); break;
+    case SKV_ENOMEM: reply_error(r, 507, "insufficient_storage", "out of memory storing the value"); break;
+    default: reply_error(r, 500, "internal", "%s", skv_strerror(rc)); break;
+    }
+}
+
+int api_write(api_worker *w, shard_write *wr, uint32_t *shard_out, shard_result *res) {
+    store *st = w->env->st;
+    uint32_t id = store_shard_for_key(st, wr->key);
+    *shard_out = id;
+    metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
+    return shard_apply(store_shard(st, id), store_key_hash(wr->key), wr, res);
+}
+
+int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg) {
+    store *st = w->env->st;
+    uint32_t id = store_shard_for_key(st, key);
+    *shard_out = id;
+    metrics_shard_op(w->mw, id, METRICS_OP_GET);
+    return shard_get(store_shard(st, id), store_key_hash(key), key, fn, arg);
+}
+
+void api_append_value_json(skv_buf *b, const ht_entry *e) {
+    if (e->flags & SHARD_VAL_JSON) {
+        skv_buf_append(b, ht_entry_value(e), e->val_len);
+    } else {
+        skv_buf_append(b, "\"", 1);
+        skv_buf_append_json_str(b, ht_entry_value(e), e->val_len);
+        skv_buf_append(b, "\"", 1);
+    }
+}
+
+/* ---- canonical /v1/kv/{key} ---------------------------------------------------------------- */
+
+/* Parses an entity tag ("5", 5 or W/"5") into a version. */
+static int parse_etag(skv_slice v, uint64_t *out) {
+    if (v.len >= 2 && v.ptr[0] == 'W' && v.ptr[1] == '/') v = skv_slice_make(v.ptr + 2, v.len - 2);
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') v = skv_slice_make(v.ptr + 1, v.len - 2);
+    return skv_slice_to_u64(v, out);
+}
+
+/* Fills the write condition from If-Match / If-None-Match; 0 after replying 400. */
+static int parse_conditions(const http_request *req, int is_put, shard_write *wr, reply *r) {
+    wr->cond = SHARD_COND_NONE;
+    if (req->if_match.ptr && req->if_none_match.ptr) {
+        reply_error(r, 400, "bad_precondition", "use either If-Match or If-None-Match, not both");
+        return 0;
+    }
+    if (req->if_match.ptr) {
+        if (skv_slice_eq_cstr(req->if_match, "*")) {
+            wr->cond = SHARD_COND_EXISTS;
+        } else if (parse_etag(req->if_match, &wr->expected_version) == SKV_OK) {
+            wr->cond = SHARD_COND_VERSION;
+        } else {
+            reply_error(r, 400, "bad_precondition", "If-Match must be * or one version (an ETag such as \"12\")");
+            return 0;
+        }
+    }
+    if (req->if_none_match.ptr) {
+        if (!is_put || !skv_slice_eq_cstr(req->if_none_match, "*")) {
+            reply_error(r, 400, "bad_precondition", "If-None-Match is supported only as * on PUT (create only)");
+            return 0;
+        }
+        wr->cond = SHARD_COND_ABSENT;
+    }
+    return 1;
+}
+
+typedef struct kv_get_ctx {
+    reply *r;
+    uint32_t shard_id;
+} kv_get_ctx;
+
+/* Runs under the shard lock: the value goes straight into the output. */
+static void kv_get_found(void *arg, const ht_entry *e) {
+    kv_get_ctx *c = arg;
+    reply_start(c->r, 200);
+    reply_etag(c->r, e->version);
+    reply_header_u64(c->r, "X-Shard", c->shard_id);
+    reply_body(c->r, (e->flags & SHARD_VAL_JSON) ? "application/json" : "application/octet-stream",
+               ht_entry_value(e), e->val_len);
+}
+
+static void kv_written(api_worker *w, reply *r, skv_slice key, uint32_t shard_id, const shard_result *res, int deleted) {
+    skv_buf *b = &w->tmp;
+    skv_buf_reset(b);
+    skv_buf_append_cstr(b, "{\"key\":\"");
+    skv_buf_append_json_str(b, key.ptr, key.len);
+    skv_buf_printf(b, "\",\"version\":%llu,\"shard\":%u", (unsigned long long)res->version, shard_id);
+    if (deleted) skv_buf_append_cstr(b, ",\"deleted\":true}");
+    else skv_buf_append_cstr(b, res->created ? ",\"created\":true}" : ",\"created\":false}");
+    reply_start(r, !deleted && res->created ? 201 : 200);
+    reply_etag(r, res->version);
+    reply_header_u64(r, "X-Shard", shard_id);
+    reply_json_buf(r, b);
+}
+
+static int handle_kv(api_worker *w, const http_request *req, skv_slice body, reply *r) {
+    static const skv_slice prefix = SKV_SLICE_LIT("/v1/kv/");
+    const unsigned mask = 1u << HTTP_M_GET | 1u << HTTP_M_HEAD | 1u << HTTP_M_PUT | 1u << HTTP_M_DELETE;
+    if (!api_method_allowed(req, r, "GET, HEAD, PUT, DELETE, OPTIONS", mask)) return API_ROUTE_KV;
+    skv_buf_reset(&w->key);
+    skv_slice raw = skv_slice_make(req->path.ptr + prefix.len, req->path.len - prefix.len);
+    if (http_url_decode(raw, 0, &w->key) != SKV_OK) {
+        reply_error(r, 400, "bad_key", "the key is not valid percent-encoding");
+        return API_ROUTE_KV;
+    }
+    skv_slice key = skv_slice_make(w->key.data ? w->key.data : "", w->key.len);
+    if (!api_check_key(w, key, r)) return API_ROUTE_KV;
+    uint32_t shard_id;
+    if (req->method == HTTP_M_GET || req->method == HTTP_M_HEAD) {
+        kv_get_ctx ctx = { r, 0 };
+        if (api_read(w, key, &ctx.shard_id, kv_get_found, &ctx) != SKV_OK) api_reply_write_error(r, SKV_ENOTFOUND, key);
+        return API_ROUTE_KV;
+    }
+    shard_write wr = { 0 };
+    wr.key = key;
+    if (!parse_conditions(req, req->method == HTTP_M_PUT, &wr, r)) return API_ROUTE_KV;
+    if (req->method == HTTP_M_PUT) {
+        if (!api_check_value(w, body.len, r)) return API_ROUTE_KV;
+        wr.op = SHARD_OP_PUT;
+        wr.value = body;
+    } else {
+        wr.op = SHARD_OP_DELETE;
+    }
+    shard_result res;
+    int rc = api_write(w, &wr, &shard_id, &res);
+    if (rc == SKV_OK) kv_written(w, r, key, shard_id, &res, wr.op == SHARD_OP_DELETE);
+    else api_reply_write_error(r, rc, key);
+    return API_ROUTE_KV;
+}
+
+/* ---- operational routes -------------------------------------------------------------------- */
+
+static const unsigned GET_HEAD = 1u << HTTP_M_GET | 1u << HTTP_M_HEAD;
+
+static double uptime_seconds(const api_env *env) {
+    return (double)(uv_hrtime() / 1000000 - env->start_ms) / 1000.0;
+}
+
+static const char *state_name(int state) {
+    return state == API_STATE_READY ? "ready" : state == API_STATE_STARTING ? "starting" : "draining";
+}
+
+typedef struct list_ctx {
+    skv_buf *b;
+    int first;
+} list_ctx;
+
+static void list_entry(void *arg, const ht_entry *e) {
+    list_ctx *c = arg;
+    skv_buf_append_cstr(c->b, c->first ? "\"" : ",\"");
+    c->first = 0;
+    skv_buf_append_json_str(c->b, ht_entry_key(e), e->key_len);
+    skv_buf_append(c->b, "\":", 2);
+    api_append_value_json(c->b, e);
+}
+
+static int handle_shards(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_SHARDS;
+    api_env *env = w->env;
+    store *st = env->st;
+    ring *map = store_map(st);
+    const ring_config *rc = ring_get_config(map);
+    skv_buf vb;
+    skv_buf_init(&vb);
+    int with_data = 0;
+    uint64_t limit = 100;
+    if (http_query_get(req->query, "data", &vb) == 1)
+        with_data = !(skv_slice_eq_cstr(skv_slice_make(vb.data, vb.len), "0") ||
+                      skv_slice_eq_cstr(skv_slice_make(vb.data, vb.len), "false"));
+    skv_buf_reset(&vb);
+    if (http_query_get(req->query, "limit", &vb) == 1 &&
+        (skv_slice_to_u64(skv_slice_make(vb.data, vb.len), &limit) != SKV_OK || limit > 10000)) {
+        skv_buf_free(&vb);
+        reply_error(r, 400, "bad_limit", "limit must be an integer between 0 and 10000");
+        return API_ROUTE_SHARDS;
+    }
+    skv_buf_free(&vb);
+
+    skv_buf b;
+    skv_buf_init(&b);
+    uint64_t total_keys = 0, total_bytes = 0;
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        total_keys += shard_keys(store_shard(st, i));
+        total_bytes += shard_bytes(store_shard(st, i));
+    }
+    skv_buf_printf(&b,
+                   "{\"placement\":\"%s\",\"hash\":\"%s\",\"vnodes\":%u,\"shard_map_version\":%llu,"
+                   "\"total_keys\":%llu,\"total_bytes\":%llu,\"shards\":[",
+                   ring_strategy_name(rc->strategy), ring_hash_name(rc->hash), rc->vnodes,
+                   (unsigned long long)rc->version, (unsigned long long)total_keys, (unsigned long long)total_bytes);
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        shard *sh = store_shard(st, i);
+        skv_buf_printf(&b, "%s{\"id\":%u,\"name\":\"shard_%u\",\"keys\":%llu,\"bytes\":%llu,\"share\":%.6f,\"requests\":%llu",
+                       i ? "," : "", i, i, (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh),
+                       ring_share(map, i), (unsigned long long)metrics_shard_requests(env->m, i));
+        if (with_data) {
+            list_ctx lc = { &b, 1 };
+            skv_buf_append_cstr(&b, ",\"data\":{");
+            shard_list(sh, (size_t)limit, list_entry, &lc);
+            skv_buf_append(&b, "}", 1);
+        }
+        skv_buf_append(&b, "}", 1);
+    }
+    skv_buf_append_cstr(&b, "]}");
+    reply_start(r, 200);
+    reply_json_buf(r, &b);
+    skv_buf_free(&b);
+    return API_ROUTE_SHARDS;
+}
+
+static int handle_health(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_HEALTH;
+    api_env *env = w->env;
+    store *st = env->st;
+    int state = atomic_load(&env->state);
+    skv_buf b;
+    skv_buf_init(&b);
+    uint64_t keys = 0, bytes = 0;
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        keys += shard_keys(store_shard(st, i));
+        bytes += shard_bytes(store_shard(st, i));
+    }
+    skv_buf_printf(&b,
+                   "{\"status\":\"healthy\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%.3f,"
+                   "\"threads\":%u,\"shard_count\":%u,\"keys\":%llu,\"bytes\":%llu,\"shards\":[",
+                   state_name(state), SKV_VERSION, uptime_seconds(env), env->nworkers, st->nshards,
+                   (unsigned long long)keys, (unsigned long long)bytes);
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        shard *sh = store_shard(st, i);
+        skv_buf_printf(&b, "%s{\"id\":%u,\"status\":\"ok\",\"keys\":%llu,\"bytes\":%llu}", i ? "," : "", i,
+                       (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh));
+    }
+    skv_buf_append_cstr(&b, "]}");
+    reply_start(r, 200);
+    reply_json_buf(r, &b);
+    skv_buf_free(&b);
+    return API_ROUTE_HEALTH;
+}
+
+static int handle_live(api_worker *w, const http_request *req, reply *r) {
+    (void)w;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_LIVE;
+    static const char body[] = "{\"status\":\"alive\"}";
+    reply_start(r, 200);
+    reply_body(r, "application/json", body, sizeof body - 1);
+    return API_ROUTE_LIVE;
+}
+
+static int handle_ready(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_READY;
+    int state = atomic_load(&w->env->state);
+    if (state == API_STATE_READY) {
+        static const char body[] = "{\"status\":\"ready\"}";
+        reply_start(r, 200);
+        reply_body(r, "application/json", body, sizeof body - 1);
+        return API_ROUTE_READY;
+    }
+    skv_buf b;
+    skv_buf_init(&b);
+    skv_buf_printf(&b,
+                   "{\"status\":\"not_ready\",\"reason\":\"%s\",\"error\":{\"code\":\"not_ready\","
+                   "\"message\":\"the node is %s\"}}",
+                   state_name(state), state == API_STATE_STARTING ? "starting" : "shutting down");
+    r->extra = "Retry-After: 1\r\n";
+    reply_start(r, 503);
+    r->extra = NULL;
+    reply_json_buf(r, &b);
+    skv_buf_free(&b);
+    return API_ROUTE_READY;
+}
+
+void api_render_metrics(api_env *env, skv_buf *out) {
+    store *st = env->st;
+    uint32_t n = st->nshards;
+    uint64_t *keys = skv_calloc(n, sizeof *keys);
+    uint64_t *bytes = skv_calloc(n, sizeof *bytes);
+    double *share = skv_calloc(n, sizeof *share);
+    ring *map = store_map(st);
+    for (uint32_t i = 0; i < n; i++) {
+        keys[i] = shard_keys(store_shard(st, i));
+        bytes[i] = shard_bytes(store_shard(st, i));
+        share[i] = ring_share(map, i);
+    }
+    metrics_snapshot snap = { n, keys, bytes, share, ring_get_config(map)->version,
+                              atomic_load(&env->state) == API_STATE_READY, uptime_seconds(env), SKV_VERSION };
+    metrics_render(env->m, &snap, out);
+    free(keys);
+    free(bytes);
+    free(share);
+}
+
+static int handle_metrics(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_METRICS;
+    skv_buf b;
+    skv_buf_init(&b);
+    api_render_metrics(w->env, &b);
+    reply_start(r, 200);
+    reply_body(r, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+    skv_buf_free(&b);
+    return API_ROUTE_METRICS;
+}
+
+static int handle_root(api_worker *w, const http_request *req, reply *r) {
+    (void)w;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_ROOT;
+    skv_buf b;
+    skv_buf_init(&b);
+    skv_buf_printf(&b,
+                   "{\"service\":\"shardkv\",\"version\":\"%s\",\"routes\":[\"/v1/kv/{key}\",\"/shards\","
+                   "\"/health\",\"/health/live\",\"/health/ready\",\"/metrics\",\"/store\",\"/store/{userId}\","
+                   "\"/put\",\"/get\",\"/delete\",\"/kv\"]}",
+                   SKV_VERSION);
+    reply_start(r, 200);
+    reply_json_buf(r, &b);
+    skv_buf_free(&b);
+    return API_ROUTE_ROOT;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+static int path_is(const http_request *req, const char *p) { return skv_slice_eq_cstr(req->path, p); }
+
+static int path_has_prefix(const http_request *req, const char *p, size_t n) {
+    return req->path.len > n && memcmp(req->path.ptr, p, n) == 0;
+}
+
+int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r) {
+    if (path_has_prefix(req, "/v1/kv/", 7)) return handle_kv(w, req, body, r);
+    if (path_is(req, "/shards")) return handle_shards(w, req, r);
+    if (path_is(req, "/health")) return handle_health(w, req, r);
+    if (path_is(req, "/health/live")) return handle_live(w, req, r);
+    if (path_is(req, "/health/ready")) return handle_ready(w, req, r);
+    if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
+    if (path_is(req, "/")) return handle_root(w, req, r);
+    int route = seed_dispatch(w, req, body, r);
+    if (route >= 0) return route;
+    reply_error(r, 404, "not_found", "no route for %.*s", (int)(req->path.len > 200 ? 200 : req->path.len),
+                req->path.ptr);
+    return API_ROUTE_NOT_FOUND;
+}
+
+int api_dispatch_metrics_port(api_worker *w, const http_request *req, reply *r) {
+    if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
+    if (path_is(req, "/health/live")) return handle_live(w, req, r);
+    if (path_is(req, "/health/ready")) return handle_ready(w, req, r);
+    reply_error(r, 404, "not_found", "the metrics port serves only /metrics, /health/live and /health/ready");
+    return API_ROUTE_NOT_FOUND;
+}

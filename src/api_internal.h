@@ -1,0 +1,34 @@
+/*
+ * api_internal — helpers shared by the route handlers in api.c and seed.c.
+ * Not part of the api contract; nothing outside those two files includes it.
+ */
+#ifndef SKV_API_INTERNAL_H
+#define SKV_API_INTERNAL_H
+
+#include "api.h"
+
+/* 1 when req's method is in mask (bits 1 << enum http_method); otherwise
+ * answers OPTIONS (204), an unknown method (501) or 405, all with Allow. */
+int api_method_allowed(const http_request *req, reply *r, const char *allow, unsigned mask);
+
+/* Key/value limits; 0 after answering 400 key_too_large / missing_key or 413. */
+int api_check_key(api_worker *w, skv_slice key, reply *r);
+int api_check_value(api_worker *w, size_t len, reply *r);
+
+/* Answers the error for a shard_apply/shard_get code (404, 412, 507, 500). */
+void api_reply_write_error(reply *r, int rc, skv_slice key);
+
+/* Places and applies one mutation, counting it in the shard metrics. */
+int api_write(api_worker *w, shard_write *wr, uint32_t *shard_out, shard_result *res);
+/* Places and reads one key; fn runs under the shard lock. */
+int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg);
+
+/* Appends the value as JSON: raw when it is JSON text (SHARD_VAL_JSON),
+ * else as a JSON string. */
+void api_append_value_json(skv_buf *b, const ht_entry *e);
+
+/* seed.c: handles the seed systems' routes; returns the route id, or -1
+ * when the path is not one of them (nothing written). */
+int seed_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r);
+
+#endif

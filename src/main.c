@@ -1,0 +1,32 @@
+/*
+ * main — command dispatch: `shardkv [serve] [options]` runs a node,
+ * `shardkv ring ...` prints placement statistics.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "ringstat.h"
+#include "server.h"
+
+static int serve(int argc, char **argv) {
+    skv_config cfg;
+    config_defaults(&cfg);
+    int rc = config_load(&cfg, argc, argv);
+    if (rc == 1) return 0;
+    if (rc != SKV_OK) return 2;
+    log_init(cfg.log_level, cfg.log_format);
+    server *s = NULL;
+    if (server_new(&cfg, &s) != SKV_OK) return 1;
+    server_run(s);
+    server_free(s);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "ring") == 0) return ringstat_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "serve") == 0) return serve(argc - 1, argv + 1);
+    return serve(argc, argv);
+}

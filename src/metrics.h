@@ -1,0 +1,86 @@
+/*
+ * metrics — Prometheus metrics, declared once in a table, counted per
+ * worker thread without locks, summed at scrape time.
+ *
+ * Every family (name, type, help, labels) is declared in one table in
+ * metrics.c; the same table drives the counters' layout and the text
+ * exposition (format 0.0.4, accepted by `promtool check metrics`).
+ *
+ * Hot path: each worker thread owns a metrics_worker slot and bumps plain
+ * counters in it with relaxed atomic stores (single writer per slot), so no
+ * lock and no shared cache line.  The scraper sums all slots with relaxed
+ * loads; a scrape may see an increment of one family but not yet of
+ * another, never a torn value.
+ *
+ * Families (labels in braces):
+ *   shardkv_http_requests_total{route,method,code}           counter
+ *   shardkv_http_request_duration_seconds{route}             histogram
+ *   shardkv_http_request_bytes_total{route} / _response_bytes_total{route}  counter
+ *   shardkv_requests_total{shard}                            counter (key operations per shard)
+ *   shardkv_shard_ops_total{shard,op}  op=get|put|delete     counter
+ *   shardkv_shard_size{shard}  shardkv_shard_bytes{shard}    gauge (read from the store at scrape)
+ *   shardkv_shard_ring_share{shard}                          gauge
+ *   requests_total{shard}, shard_size{shard}                 seed-000 aliases of the two above
+ *   shardkv_connections                                      gauge (open now)
+ *   shardkv_connections_accepted_total, shardkv_connections_rejected_total{reason}  counter
+ *   shardkv_ready, shardkv_uptime_seconds, shardkv_shard_map_version, shardkv_build_info{version}
+ *   process_cpu_seconds_total, process_resident_memory_bytes,
+ *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
+ *   process_start_time_seconds                                (from /proc/self)
+ */
+#ifndef SKV_METRICS_H
+#define SKV_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum metrics_op { METRICS_OP_GET = 0, METRICS_OP_PUT, METRICS_OP_DELETE, METRICS_OP__COUNT };
+enum metrics_reject { METRICS_REJECT_MAX_CONNECTIONS = 0, METRICS_REJECT_SHUTDOWN, METRICS_REJECT__COUNT };
+
+typedef struct metrics metrics;               /* opaque registry */
+typedef struct metrics_worker metrics_worker; /* opaque per-thread slot */
+
+/*
+ * Creates the registry.  route_names[0..nroutes) label the route dimension
+ * (the strings must outlive the registry); methods are enum http_method
+ * (http.h); status codes are bucketed into a fixed set of known codes plus
+ * "other".  Aborts on OOM (small, fixed-size allocation).
+ */
+metrics *metrics_new(unsigned nworkers, uint32_t nshards, const char *const *route_names, unsigned nroutes);
+void metrics_free(metrics *m);
+
+/* The slot of worker id (0..nworkers-1).  Only that worker's thread may
+ * write through it. */
+metrics_worker *metrics_worker_slot(metrics *m, unsigned id);
+
+/* One HTTP request finished. */
+void metrics_http_observe(metrics_worker *w, unsigned route, int method, int status,
+                          uint64_t duration_ns, size_t request_bytes, size_t response_bytes);
+/* One key operation reached a shard. */
+void metrics_shard_op(metrics_worker *w, uint32_t shard, int op);
+void metrics_conn_opened(metrics_worker *w);
+void metrics_conn_closed(metrics_worker *w);
+void metrics_conn_rejected(metrics_worker *w, int reason);
+
+/* Key operations that reached shard so far, summed over workers (for
+ * /shards).  Thread-safe against the writers. */
+uint64_t metrics_shard_requests(const metrics *m, uint32_t shard);
+
+/* Values read at scrape time from the rest of the server. */
+typedef struct metrics_snapshot {
+    uint32_t nshards;
+    const uint64_t *shard_keys;    /* [nshards] */
+    const uint64_t *shard_bytes;   /* [nshards] */
+    const double *shard_share;     /* [nshards] */
+    uint64_t shard_map_version;
+    int ready;
+    double uptime_seconds;
+    const char *version;
+} metrics_snapshot;
+
+/* Appends the whole exposition to out.  Thread-safe against the writers. */
+void metrics_render(metrics *m, const metrics_snapshot *snap, skv_buf *out);
+
+#endif

@@ -1,0 +1,68 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+int store_new(const ring_config *cfg, store **out) {
+    ring *r = NULL;
+    ring_config c = *cfg;
+    c.version = 1;
+    int rc = ring_new(&c, &r);
+    if (rc) return rc;
+    store *st = skv_calloc(1, sizeof *st);
+    st->nshards = cfg->shards;
+    st->shards = skv_calloc(cfg->shards, sizeof *st->shards);
+    for (uint32_t i = 0; i < cfg->shards; i++) shard_init(&st->shards[i], i);
+    atomic_init(&st->map, r);
+    *out = st;
+    return SKV_OK;
+}
+
+void store_free(store *st) {
+    if (!st) return;
+    for (uint32_t i = 0; i < st->nshards; i++) shard_destroy(&st->shards[i]);
+    free(st->shards);
+    ring_free(atomic_load(&st->map));
+    free(st);
+}
+
+uint64_t store_key_hash(skv_slice key) { return XXH3_64bits(key.ptr, key.len); }
+
+size_t store_pinned_key(int64_t user_id, char *out) {
+    return (size_t)snprintf(out, 32, STORE_PINNED_PREFIX "%lld", (long long)user_id);
+}
+
+/* 1 and *shard when key is "store:<int64>". */
+static int pinned_shard(skv_slice key, uint32_t nshards, uint32_t *shard_out) {
+    const size_t plen = sizeof(STORE_PINNED_PREFIX) - 1;
+    if (key.len <= plen || memcmp(key.ptr, STORE_PINNED_PREFIX, plen) != 0) return 0;
+    int64_t id;
+    if (skv_slice_to_i64(skv_slice_make(key.ptr + plen, key.len - plen), &id) != SKV_OK) return 0;
+    int64_t m = id % (int64_t)nshards;
+    if (m < 0) m += nshards; /* Python's modulo: the seed's userId % N is never negative */
+    *shard_out = (uint32_t)m;
+    return 1;
+}
+
+uint32_t store_shard_for_key(store *st, skv_slice key) {
+    uint32_t id;
+    if (pinned_shard(key, st->nshards, &id)) {
+        log_debug("Key '%.*s' pinned by userId %% %u to shard %u", (int)(key.len > 200 ? 200 : key.len), key.ptr,
+                  st->nshards, id);
+        return id;
+    }
+    ring *r = store_map(st);
+    if (!LOG_ENABLED(LOG_LEVEL_DEBUG)) return ring_shard_for_key(r, key.ptr, key.len, NULL);
+    ring_point p;
+    id = ring_shard_for_key(r, key.ptr, key.len, &p);
+    char hash[48];
+    ring_point_format(r, p, hash);
+    log_debug("Key '%.*s' (hash: %s) assigned to shard %u", (int)(key.len > 200 ? 200 : key.len), key.ptr, hash, id);
+    return id;
+}

@@ -1,0 +1,54 @@
+/*
+ * store — the node's shards and the shard map that places keys on them.
+ *
+ * The shard map is versioned data: a ring (ring.h) built from the
+ * placement config with a version number, not a constant.  Lookups read
+ * the current ring through an atomic pointer so a later resharding can swap
+ * in a new map without stopping the workers.  (This single-node version
+ * builds one map at start and never swaps it.)
+ *
+ * Placement rule on top of the ring, kept for seed 000 (POST /store places
+ * by userId % N): a key of the form "store:<integer>" (canonical decimal,
+ * optionally negative) is pinned to shard python_mod(integer, N), whatever
+ * the strategy.  Every other key goes where the ring says.
+ *
+ * Key hashes for the shard tables are XXH3-64 of the key bytes.
+ * Thread-safety: every function may be called from any worker thread.
+ */
+#ifndef SKV_STORE_H
+#define SKV_STORE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "ring.h"
+#include "shard.h"
+
+#define STORE_PINNED_PREFIX "store:"
+
+typedef struct store {
+    uint32_t nshards;
+    shard *shards;             /* [nshards] */
+    _Atomic(ring *) map;       /* current shard map */
+} store;
+
+/* Builds the shards and the first shard map (version 1).  Returns 0 and
+ * *out (free with store_free), or SKV_EINVAL for a bad ring config. */
+int store_new(const ring_config *cfg, store **out);
+void store_free(store *st);
+
+static inline ring *store_map(store *st) { return atomic_load_explicit(&st->map, memory_order_acquire); }
+
+uint64_t store_key_hash(skv_slice key);
+
+/* The shard that owns key under the current map (with the "store:<int>"
+ * pin).  Logs the decision at debug level (key, hash, shard), as the seeds do. */
+uint32_t store_shard_for_key(store *st, skv_slice key);
+
+/* The key "store:<user_id>" for a seed-000 userId, in out (>= 32 bytes); returns its length. */
+size_t store_pinned_key(int64_t user_id, char *out);
+
+static inline shard *store_shard(store *st, uint32_t id) { return &st->shards[id]; }
+
+#endif
