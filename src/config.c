@@ -29,7 +29,7 @@ static const opt_def opts[] = {
     { "host", OPT_STR, F(host), 0, 0, "ADDR", "address to listen on" },
     { "port", OPT_PORT, F(port), 0, 65535, "N", "HTTP port (0 = any free port, logged at start)" },
     { "metrics-port", OPT_PORT, F(metrics_port), 0, 65535, "N", "separate Prometheus /metrics port (0 = off; /metrics is also on --port)" },
-    { "data-dir", OPT_STR, F(data_dir), 0, 0, "DIR", "data directory" },
+    { "data-dir", OPT_STR, F(data_dir), 0, 0, "DIR", "data directory (created at start; the write-ahead log lives here)" },
     { "shards", OPT_UINT, F(shards), 1, RING_MAX_SHARDS, "N", "number of shards on this node" },
     { "threads", OPT_UINT, F(threads), 1, 256, "N", "event-loop worker threads (default: number of cores)" },
     { "placement", OPT_PLACEMENT, F(placement), 0, 0, "ring|modulo|jump", "key placement strategy" },

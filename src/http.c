@@ -35,6 +35,7 @@
 #include "http.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <string.h>
 
 #include "err.h"
@@ -115,10 +116,26 @@ static const char *const method_names[HTTP_M__COUNT] = {
 
 int http_method_from_slice(skv_slice m) {
     /* Methods are case-sensitive (RFC 9110 9.1). */
-    for (int i = HTTP_M_GET; i < HTTP_M__COUNT; i++) {
-        const char *name = method_names[i];
-        size_t n = strlen(name);
-        if (m.len == n && memcmp(m.ptr, name, n) == 0) return i;
+    switch (m.len) {
+    case 3:
+        if (memcmp(m.ptr, "GET", 3) == 0) return HTTP_M_GET;
+        if (memcmp(m.ptr, "PUT", 3) == 0) return HTTP_M_PUT;
+        break;
+    case 4:
+        if (memcmp(m.ptr, "HEAD", 4) == 0) return HTTP_M_HEAD;
+        if (memcmp(m.ptr, "POST", 4) == 0) return HTTP_M_POST;
+        break;
+    case 5:
+        if (memcmp(m.ptr, "PATCH", 5) == 0) return HTTP_M_PATCH;
+        break;
+    case 6:
+        if (memcmp(m.ptr, "DELETE", 6) == 0) return HTTP_M_DELETE;
+        break;
+    case 7:
+        if (memcmp(m.ptr, "OPTIONS", 7) == 0) return HTTP_M_OPTIONS;
+        break;
+    default:
+        break;
     }
     return HTTP_M_OTHER;
 }
@@ -232,7 +249,8 @@ static int check_limits(const char *buf, size_t len, size_t skip, const http_lim
     size_t line_max = add_sat(lim->max_uri_bytes, 32);
     const char *line = buf + skip;
     size_t avail = len - skip;
-    size_t scan = avail <= line_max ? avail : line_max + (line_max < SIZE_MAX);
+    /* line_max < SIZE_MAX whenever avail > line_max */
+    size_t scan = avail <= line_max ? avail : line_max + 1;
     const char *nl = memchr(line, '\n', scan);
     if (!nl) {
         if (avail > line_max) return head_fail(req, 414, "request line too long");
@@ -269,8 +287,9 @@ static int parse_content_length(skv_slice v, int64_t *out) {
     for (size_t i = 0; i < v.len; i++) {
         char c = v.ptr[i];
         if (c < '0' || c > '9') return SKV_EINVAL;
-        n = n * 10 + (uint64_t)(c - '0');
-        if (n > (uint64_t)INT64_MAX) return SKV_ERANGE;
+        uint64_t d = (uint64_t)(c - '0');
+        if (n > ((uint64_t)INT64_MAX - d) / 10) return SKV_ERANGE;
+        n = n * 10 + d;
     }
     *out = (int64_t)n;
     return SKV_OK;
@@ -512,7 +531,7 @@ int http_parse_head(const char *buf, size_t len, size_t prev_len, const http_lim
         int rc = check_limits(buf, len, skip, lim, req);
         return rc ? rc : HTTP_NEED_MORE;
     }
-    if (head_len > (size_t)INT32_MAX) return head_fail(req, 431, "request head too large");
+    if (head_len > (size_t)INT_MAX) return head_fail(req, 431, "request head too large");
     if (head_len > lim->max_head_bytes || head_len - skip > lim->max_uri_bytes) {
         int rc = check_limits(buf, head_len, skip, lim, req);
         if (rc) return rc;

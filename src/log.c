@@ -76,6 +76,9 @@ void log_write(int level, const char *fmt, ...) {
         skv_buf_free(&b);
         return;
     }
+    /* Keep one event on one line whatever the message holds (keys are client bytes). */
+    for (int i = 0; i < mlen; i++)
+        if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f) msg[i] = '?';
     n = (size_t)snprintf(line, sizeof line, "%s %s %.*s\n", ts, level_upper[level], mlen, msg);
     if (n >= sizeof line) n = sizeof line - 1;
     emit(line, n);

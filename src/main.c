@@ -2,8 +2,10 @@
  * main — command dispatch: `shardkv [serve] [options]` runs a node,
  * `shardkv ring ...` prints placement statistics.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "err.h"
@@ -18,6 +20,10 @@ static int serve(int argc, char **argv) {
     if (rc == 1) return 0;
     if (rc != SKV_OK) return 2;
     log_init(cfg.log_level, cfg.log_format);
+    if (mkdir(cfg.data_dir, 0755) != 0 && errno != EEXIST) {
+        log_error("cannot create --data-dir %s: %s", cfg.data_dir, strerror(errno));
+        return 1;
+    }
     server *s = NULL;
     if (server_new(&cfg, &s) != SKV_OK) return 1;
     server_run(s);

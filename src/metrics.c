@@ -194,7 +194,7 @@ static const struct family family_table[] = {
     { "shardkv_http_requests_total", FAMILY_COUNTER, "route,method,code", render_http_requests, 0,
       "HTTP requests answered, by route, method and status code (code=\"other\" outside the known set)." },
     { "shardkv_http_request_duration_seconds", FAMILY_HISTOGRAM, "route", render_http_duration, 0,
-      "Time from the first byte of a request to the last byte of its response." },
+      "Time spent handling a request, from its complete arrival to its response being queued for the socket." },
     { "shardkv_http_request_bytes_total", FAMILY_COUNTER, "route", render_route_counter,
       STORE_HTTP_REQ_BYTES, "Bytes received in HTTP requests (head and body)." },
     { "shardkv_http_response_bytes_total", FAMILY_COUNTER, "route", render_route_counter,

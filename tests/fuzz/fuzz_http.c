@@ -67,6 +67,42 @@ static void check_request_inside(const http_request *r, const char *buf, size_t 
     CHECK(!(r->chunked && r->content_length >= 0));
 }
 
+/* Reference decimal parse: value of digits[0..n) or -1 when it is not all
+ * digits or does not fit in int64_t. */
+static int64_t reference_decimal(const char *digits, size_t n) {
+    if (n == 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (digits[i] < '0' || digits[i] > '9') return -1;
+    while (n > 1 && digits[0] == '0') { digits++; n--; }
+    if (n > 19) return -1;
+    char tmp[20];
+    memcpy(tmp, digits, n);
+    tmp[n] = '\0';
+    unsigned long long v = strtoull(tmp, NULL, 10);
+    return v > (unsigned long long)INT64_MAX ? -1 : (int64_t)v;
+}
+
+/* The derived framing fields agree with an independent reading of the
+ * header list. */
+static void check_framing(const http_request *r) {
+    int te = 0, cl = 0;
+    for (size_t i = 0; i < r->num_headers; i++) {
+        skv_slice n = r->headers[i].name, v = r->headers[i].value;
+        if (skv_slice_ieq_cstr(n, "content-length")) {
+            int64_t want = reference_decimal(v.ptr, v.len);
+            CHECK(want >= 0 && want == r->content_length);
+            cl = 1;
+        } else if (skv_slice_ieq_cstr(n, "transfer-encoding")) {
+            CHECK(skv_slice_ieq_cstr(v, "chunked"));
+            te++;
+        }
+    }
+    CHECK(te <= 1 && !(te && cl));
+    CHECK(r->chunked == te);
+    if (!cl) CHECK(r->content_length == -1);
+    if (r->minor_version == 1) CHECK(r->host.ptr != NULL);
+}
+
 static void check_same_slice(skv_slice a, skv_slice b) {
     CHECK(a.ptr == b.ptr);
     CHECK(a.len == b.len);
@@ -177,6 +213,7 @@ static void fuzz_with_limits(const char *buf, size_t size, const http_limits *li
     CHECK(head_len <= lim->max_head_bytes);
     CHECK(one.target.len <= lim->max_uri_bytes);
     check_request_inside(&one, buf, head_len);
+    check_framing(&one);
     check_same_request(&one, &two);
     fuzz_decoders(&one);
     if (one.chunked) fuzz_chunked(buf + head_len, size - head_len, 256);

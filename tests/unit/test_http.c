@@ -164,8 +164,8 @@ static void test_bytewise_same_as_oneshot(void **state) {
     (void)state;
     static const char *const cases[] = {
         "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
-        "POST /x?y=%41 HTTP/1.0\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n"
-        "Connection: keep-alive\r\n\r\n",
+        ("POST /x?y=%41 HTTP/1.0\r\nContent-Length: 12\r\nContent-Type: text/plain\r\n"
+         "Connection: keep-alive\r\n\r\n"),
         "PUT /k HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n",
         "\r\nGET /after-crlf HTTP/1.1\r\nHost: h\r\nIf-Match: \"e\"\r\n\r\n",
         "DELETE /k HTTP/1.1\r\nHost: h\r\nIdempotency-Key: abc\r\n\n",
@@ -408,6 +408,7 @@ static void test_content_length(void **state) {
     assert_int_equal(req.content_length, 7);
     expect_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\nContent-Length: 8\r\n\r\n", 400);
     static const char *const bad[] = { "+5", "1 2", "-1", "", "0x10", "5,5", "5;", "9223372036854775808",
+                                       "18446744073709551620", "18446744073709551616", "92233720368547758070",
                                        "99999999999999999999999" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char buf[256];
@@ -717,15 +718,20 @@ static void test_chunked_line_limits(void **state) {
     int done = 0;
     assert_int_equal(chunked_all(in, n + 12, 100, &out, &done), (long)(n + 12));
     assert_int_equal(done, 1);
-    memset(in, '0', n + 1);
-    memcpy(in + n + 1, "3\r\nabc\r\n0\r\n\r\n", 13);
-    check_chunked_error(in, n + 14, 100, HTTP_BAD);
+    memset(in, '0', n);
+    memcpy(in + n, "3\r\nabc\r\n0\r\n\r\n", 13);
+    check_chunked_error(in, n + 13, 100, HTTP_BAD);
     /* extension pushes the line over the limit */
     memcpy(in, "3;", 2);
     memset(in + 2, 'e', n);
     memcpy(in + n + 2, "\r\n", 2);
     check_chunked_error(in, n + 4, 100, HTTP_BAD);
-    /* trailer line over the limit */
+    /* trailer line of exactly the limit, then one over it */
+    memcpy(in, "0\r\nX:", 5);
+    memset(in + 5, 'v', n - 2);
+    memcpy(in + n + 3, "\r\n\r\n", 4);
+    assert_int_equal(chunked_all(in, n + 7, 100, &out, &done), (long)(n + 7));
+    assert_int_equal(done, 1);
     memcpy(in, "0\r\nX:", 5);
     memset(in + 5, 'v', n);
     memcpy(in + n + 5, "\r\n\r\n", 4);
@@ -808,6 +814,138 @@ static void test_query_get(void **state) {
     skv_buf_free(&out);
 }
 
+static void test_split_every_point(void **state) {
+    (void)state;
+    const char *s = "\r\nPOST /v1/kv/x?y=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n"
+                    "Content-Type: a/b\r\nConnection: close\r\n\r\nok";
+    size_t len = strlen(s);
+    http_request one, two;
+    int want = parse_lim(s, len, &default_limits, &one);
+    assert_int_equal(want, (int)len - 2);
+    for (size_t split = 0; split <= len; split++) {
+        int got = http_parse_head(s, split, 0, &default_limits, &two);
+        if (got == HTTP_NEED_MORE) got = http_parse_head(s, len, split, &default_limits, &two);
+        assert_int_equal(got, want);
+        assert_same_request(&one, s, &two, s);
+    }
+}
+
+static void test_bytewise_pipelined(void **state) {
+    (void)state;
+    const char *s = "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+    http_request req;
+    size_t prev = 0;
+    int got = HTTP_NEED_MORE;
+    for (size_t n = 1; n <= strlen(s) && got == HTTP_NEED_MORE; n++) {
+        got = http_parse_head(s, n, prev, &default_limits, &req);
+        prev = n;
+    }
+    assert_int_equal(got, 28);
+    assert_slice(req.path, "/1");
+}
+
+static void test_fields_reset_between_heads(void **state) {
+    (void)state;
+    http_request req;
+    assert_true(parse("PUT /a HTTP/1.1\r\nHost: h\r\nContent-Type: x\r\nIf-Match: \"1\"\r\nIf-None-Match: *\r\n"
+                      "Idempotency-Key: k\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n", &req) > 0);
+    assert_true(parse("GET /b?q HTTP/1.0\r\n\r\n", &req) > 0);
+    assert_int_equal(req.num_headers, 0);
+    assert_null(req.host.ptr);
+    assert_null(req.content_type.ptr);
+    assert_null(req.if_match.ptr);
+    assert_null(req.if_none_match.ptr);
+    assert_null(req.idempotency_key.ptr);
+    assert_int_equal(req.content_length, -1);
+    assert_int_equal(req.chunked, 0);
+    assert_int_equal(req.expect_continue, 0);
+    assert_int_equal(req.keep_alive, 0);
+    assert_int_equal(req.error_status, 0);
+    assert_slice(req.query, "q");
+}
+
+static void test_error_reasons_are_set(void **state) {
+    (void)state;
+    static const struct { const char *req; int status; } cases[] = {
+        { "BAD\r\n\r\n", 400 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: br\r\n\r\n", 501 },
+        { "GET / HTTP/4.0\r\n\r\n", 505 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nExpect: x\r\n\r\n", 417 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_request req;
+        assert_int_equal(parse(cases[i].req, &req), HTTP_BAD);
+        assert_int_equal(req.error_status, cases[i].status);
+        assert_non_null(req.error_reason);
+        assert_true(strlen(req.error_reason) > 0);
+    }
+}
+
+/* Deterministic xorshift for the randomized-but-repeatable tests below. */
+static uint32_t rng_next(uint32_t *st) {
+    uint32_t x = *st;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *st = x;
+}
+
+static void test_chunked_large_random(void **state) {
+    (void)state;
+    uint32_t rng = 12345;
+    skv_buf enc, want;
+    skv_buf_init(&enc);
+    skv_buf_init(&want);
+    while (want.len < 100000) {
+        size_t n = 1 + rng_next(&rng) % 3000;
+        skv_buf_printf(&enc, (rng_next(&rng) & 1) ? "%zx" : "%zX", n);
+        if (rng_next(&rng) % 4 == 0) skv_buf_append_cstr(&enc, ";e=1");
+        skv_buf_append_cstr(&enc, "\r\n");
+        for (size_t i = 0; i < n; i++) {
+            char c = (char)rng_next(&rng);
+            skv_buf_append(&enc, &c, 1);
+            skv_buf_append(&want, &c, 1);
+        }
+        skv_buf_append_cstr(&enc, "\r\n");
+    }
+    skv_buf_append_cstr(&enc, "0\r\nT: v\r\n\r\n");
+    check_chunked_n(enc.data, enc.len, want.data, want.len, 0);
+    /* and in random pieces */
+    http_chunked c;
+    http_chunked_init(&c);
+    skv_buf out;
+    skv_buf_init(&out);
+    int done = 0;
+    size_t pos = 0;
+    while (pos < enc.len) {
+        size_t n = 1 + rng_next(&rng) % 700;
+        if (n > enc.len - pos) n = enc.len - pos;
+        long r = http_chunked_feed(&c, enc.data + pos, n, &out, want.len, &done);
+        assert_int_equal(r, (long)n);
+        pos += n;
+    }
+    assert_int_equal(done, 1);
+    assert_int_equal(c.total, want.len);
+    assert_int_equal(out.len, want.len);
+    assert_memory_equal(out.data, want.data, want.len);
+    skv_buf_free(&out);
+    skv_buf_free(&enc);
+    skv_buf_free(&want);
+}
+
+static void test_url_decode_all_bytes(void **state) {
+    (void)state;
+    skv_buf enc, out;
+    skv_buf_init(&enc);
+    skv_buf_init(&out);
+    for (int i = 0; i < 256; i++) skv_buf_printf(&enc, (i & 1) ? "%%%02x" : "%%%02X", i);
+    assert_int_equal(http_url_decode(skv_slice_make(enc.data, enc.len), 0, &out), 0);
+    assert_int_equal(out.len, 256);
+    for (int i = 0; i < 256; i++) assert_int_equal((unsigned char)out.data[i], i);
+    skv_buf_free(&enc);
+    skv_buf_free(&out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
@@ -845,6 +983,12 @@ int main(void) {
         cmocka_unit_test(test_chunked_line_limits),
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_split_every_point),
+        cmocka_unit_test(test_bytewise_pipelined),
+        cmocka_unit_test(test_fields_reset_between_heads),
+        cmocka_unit_test(test_error_reasons_are_set),
+        cmocka_unit_test(test_chunked_large_random),
+        cmocka_unit_test(test_url_decode_all_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,81 @@
+-- wrk script for the shardkv scenarios of bench/run.
+--
+--   wrk ... -s bench/kv.lua URL -- MODE NKEYS [VALUE_BYTES [PUT_PERCENT]]
+--
+-- MODE    preload  PUT keys 0..NKEYS-1 once each, in order, then stop the
+--                  thread (run it with -t1 -c1 so "NKEYS responses" means
+--                  "every key written": one connection answers in order).
+--         get      GET a random key among 0..NKEYS-1 (all hits after preload).
+--         put      PUT VALUE_BYTES bytes to a random key among 0..NKEYS-1.
+--         mix      PUT_PERCENT% PUTs, the rest GETs, over keys 0..NKEYS-1.
+--
+-- Keys are "bench-%07d" under /v1/kv/. Every request string is built once in
+-- init() with wrk.format, so request() only draws a random number and returns
+-- a prebuilt string: the client spends its core on I/O, not on Lua garbage.
+-- math.randomseed(42) in each thread makes the key sequence repeatable.
+
+local mode, nkeys, put_percent
+local gets, puts = {}, {}
+local next_key, responses = 0, 0
+
+local function key_path(i)
+   return string.format("/v1/kv/bench-%07d", i)
+end
+
+local function make_value(bytes)
+   local alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+   local out = {}
+   for i = 1, bytes do
+      local j = (i - 1) % #alphabet + 1
+      out[i] = alphabet:sub(j, j)
+   end
+   return table.concat(out)
+end
+
+function init(args)
+   mode = args[1] or "get"
+   nkeys = tonumber(args[2] or "10000")
+   local value_bytes = tonumber(args[3] or "64")
+   put_percent = tonumber(args[4] or "10")
+   if nkeys == nil or nkeys < 1 then error("kv.lua: NKEYS must be >= 1") end
+   math.randomseed(42)
+
+   local value = make_value(value_bytes)
+   local want_gets = (mode == "get" or mode == "mix")
+   local want_puts = (mode == "put" or mode == "mix" or mode == "preload")
+   if not (want_gets or want_puts) then error("kv.lua: unknown mode " .. mode) end
+   for i = 0, nkeys - 1 do
+      local path = key_path(i)
+      if want_gets then gets[i + 1] = wrk.format("GET", path) end
+      if want_puts then puts[i + 1] = wrk.format("PUT", path, nil, value) end
+   end
+end
+
+local function preload_request()
+   -- After the last key, repeat it (harmless overwrite) until the thread stops.
+   local i = next_key
+   if i < nkeys then next_key = i + 1 else i = nkeys - 1 end
+   return puts[i + 1]
+end
+
+function request()
+   if mode == "get" then
+      return gets[math.random(nkeys)]
+   elseif mode == "put" then
+      return puts[math.random(nkeys)]
+   elseif mode == "mix" then
+      if math.random(100) <= put_percent then return puts[math.random(nkeys)] end
+      return gets[math.random(nkeys)]
+   end
+   return preload_request()
+end
+
+-- Only the preload needs per-response work; defining response() for the timed
+-- modes would make wrk parse every header into a Lua table.
+if true then
+   response = function(status, headers, body)
+      if mode ~= "preload" then return end
+      responses = responses + 1
+      if responses >= nkeys then wrk.thread:stop() end
+   end
+end
