@@ -79,7 +79,7 @@ typedef struct http_request {
     skv_slice if_none_match;
     skv_slice idempotency_key;
 
-    int error_status;        /* on HTTP_BAD: 400, 414, 431, 501 or 505 */
+    int error_status;        /* on HTTP_BAD: 400, 414, 417, 431, 501 or 505 */
     const char *error_reason;/* on HTTP_BAD: short static English text */
 } http_request;
 
