@@ -2,10 +2,7 @@
 --
 --   wrk ... -s bench/kv.lua URL -- MODE NKEYS [VALUE_BYTES [PUT_PERCENT]]
 --
--- MODE    preload  PUT keys 0..NKEYS-1 once each, in order, then stop the
---                  thread (run it with -t1 -c1 so "NKEYS responses" means
---                  "every key written": one connection answers in order).
---         get      GET a random key among 0..NKEYS-1 (all hits after preload).
+-- MODE    get      GET a random key among 0..NKEYS-1 (all hits after preload).
 --         put      PUT VALUE_BYTES bytes to a random key among 0..NKEYS-1.
 --         mix      PUT_PERCENT% PUTs, the rest GETs, over keys 0..NKEYS-1.
 --
@@ -13,10 +10,12 @@
 -- init() with wrk.format, so request() only draws a random number and returns
 -- a prebuilt string: the client spends its core on I/O, not on Lua garbage.
 -- math.randomseed(42) in each thread makes the key sequence repeatable.
+-- No response() here on purpose: defining it makes wrk parse every response
+-- header into a Lua table (bench/preload.lua needs that, the timed runs not).
+-- Key and value layout must match bench/preload.lua.
 
 local mode, nkeys, put_percent
 local gets, puts = {}, {}
-local next_key, responses = 0, 0
 
 local function key_path(i)
    return string.format("/v1/kv/bench-%07d", i)
@@ -42,20 +41,13 @@ function init(args)
 
    local value = make_value(value_bytes)
    local want_gets = (mode == "get" or mode == "mix")
-   local want_puts = (mode == "put" or mode == "mix" or mode == "preload")
+   local want_puts = (mode == "put" or mode == "mix")
    if not (want_gets or want_puts) then error("kv.lua: unknown mode " .. mode) end
    for i = 0, nkeys - 1 do
       local path = key_path(i)
       if want_gets then gets[i + 1] = wrk.format("GET", path) end
       if want_puts then puts[i + 1] = wrk.format("PUT", path, nil, value) end
    end
-end
-
-local function preload_request()
-   -- After the last key, repeat it (harmless overwrite) until the thread stops.
-   local i = next_key
-   if i < nkeys then next_key = i + 1 else i = nkeys - 1 end
-   return puts[i + 1]
 end
 
 function request()
@@ -67,15 +59,5 @@ function request()
       if math.random(100) <= put_percent then return puts[math.random(nkeys)] end
       return gets[math.random(nkeys)]
    end
-   return preload_request()
-end
-
--- Only the preload needs per-response work; defining response() for the timed
--- modes would make wrk parse every header into a Lua table.
-if true then
-   response = function(status, headers, body)
-      if mode ~= "preload" then return end
-      responses = responses + 1
-      if responses >= nkeys then wrk.thread:stop() end
-   end
+   error("kv.lua: unknown mode " .. mode)
 end

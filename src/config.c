@@ -258,6 +258,7 @@ int config_load(skv_config *c, int argc, char **argv) {
         fprintf(stderr, "shardkv: unexpected argument '%s'; see shardkv --help\n", argv[optind]);
         return SKV_EINVAL;
     }
-    if (c->max_uri_bytes > c->max_header_bytes) c->max_uri_bytes = c->max_header_bytes;
+    /* The request line (method, target, version) must fit in the head limit. */
+    if (c->max_uri_bytes + 64 > c->max_header_bytes) c->max_uri_bytes = c->max_header_bytes - 64;
     return SKV_OK;
 }

@@ -54,7 +54,7 @@ static json_t *parse_object(const http_request *req, skv_slice body, reply *r) {
         return NULL;
     }
     json_error_t err;
-    json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
     if (!root) {
         reply_error(r, 400, "invalid_json", "malformed JSON at line %d column %d: %s", err.line, err.column, err.text);
         return NULL;
