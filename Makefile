@@ -31,21 +31,30 @@ SAN_UNIT  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
 all: build/shardkv
 
+# V=1 shows the full compiler command lines.
+Q := $(if $(V),,@)
+
 build/obj/%.o: src/%.c $(wildcard src/*.h) | build/obj
-	$(CC) $(BASEFLAGS) $(OPTFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BASEFLAGS) $(OPTFLAGS) -c $< -o $@
 build/san/obj/%.o: src/%.c $(wildcard src/*.h) | build/san/obj
-	$(CC) $(BASEFLAGS) $(SANFLAGS) -c $< -o $@
+	@echo "  CC-SAN  $<"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -c $< -o $@
 
 build/shardkv: $(OBJ)
-	$(CC) $(BASEFLAGS) $(OPTFLAGS) $^ -o $@ $(LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(OPTFLAGS) $^ -o $@ $(LIBS)
 build/san/shardkv: $(SAN_OBJ)
-	$(CC) $(BASEFLAGS) $(SANFLAGS) $^ -o $@ $(LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) $^ -o $@ $(LIBS)
 san: build/san/shardkv
 
 build/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h) | build/tests
-	$(CC) $(BASEFLAGS) $(OPTFLAGS) -Isrc $< $(LIB_OBJ) -o $@ $(LIBS) -lcmocka
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(BASEFLAGS) $(OPTFLAGS) -Isrc $< $(LIB_OBJ) -o $@ $(LIBS) -lcmocka
 build/san/tests/%: tests/unit/%.c $(SAN_LIB) $(wildcard tests/unit/*.h) | build/san/tests
-	$(CC) $(BASEFLAGS) $(SANFLAGS) -Isrc $< $(SAN_LIB) -o $@ $(LIBS) -lcmocka
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -Isrc $< $(SAN_LIB) -o $@ $(LIBS) -lcmocka
 
 build/obj build/san/obj build/tests build/san/tests build/fuzz:
 	mkdir -p $@

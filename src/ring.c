@@ -22,8 +22,9 @@
  * shards, every shard owns at least one point ("ring" strategy), and no
  * points at all for modulo and jump.
  *
- * Threads.  A built ring is read-only; lookups allocate nothing in this
- * module (OpenSSL's EVP_Digest, used for md5, manages its own context).
+ * Threads.  A built ring is read-only; lookups allocate nothing (md5 uses
+ * OpenSSL's one-shot MD5() with its context on the stack; the EVP API
+ * would allocate a context per digest).
  */
 #include "ring.h"
 
@@ -32,7 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+/* MD5() is deprecated in OpenSSL 3 only in favour of EVP, which allocates a
+ * context per call; the one-shot function stays available and is exact. */
+#define OPENSSL_SUPPRESS_DEPRECATED 1
+#include <openssl/md5.h>
 #include <xxhash.h>
 
 #include "buf.h"
@@ -43,8 +47,6 @@ __extension__ typedef unsigned __int128 ring_u128;
 
 struct ring {
     ring_config cfg;
-    EVP_MD *md5_fetched;    /* owned; NULL when the implicit EVP_md5() is used */
-    const EVP_MD *md5;      /* md5 digest method, NULL for xxh3 */
     size_t npoints;
     ring_point *points;     /* sorted, strictly increasing */
     uint32_t *owners;       /* owners[i] owns points[i] */
@@ -121,11 +123,8 @@ ring_point ring_hash_key(const ring *r, const void *key, size_t len) {
         p.hi = XXH3_64bits(key, len);
         return p;
     }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    /* EVP_Digest fails only on a broken OpenSSL install; placement cannot
-     * continue without its hash. */
-    if (!EVP_Digest(key, len, digest, &dlen, r->md5, NULL) || dlen != 16) abort();
+    unsigned char digest[MD5_DIGEST_LENGTH];
+    MD5(key, len, digest);
     p.hi = ring_load_be64(digest);
     p.lo = ring_load_be64(digest + 8);
     return p;
@@ -202,12 +201,6 @@ int ring_new(const ring_config *cfg, ring **out) {
     if (!cfg || !out || !ring_config_valid(cfg)) return SKV_EINVAL;
     ring *r = skv_calloc(1, sizeof(*r));
     r->cfg = *cfg;
-    if (cfg->hash == RING_HASH_MD5) {
-        /* An explicit fetch once per ring spares every digest the
-         * provider lookup that EVP_md5() implies. */
-        r->md5_fetched = EVP_MD_fetch(NULL, "MD5", NULL);
-        r->md5 = r->md5_fetched ? r->md5_fetched : EVP_md5();
-    }
     if (cfg->strategy == RING_STRATEGY_RING) ring_build_points(r);
     ring_compute_shares(r);
     assert(ring_check(r));
@@ -217,7 +210,6 @@ int ring_new(const ring_config *cfg, ring **out) {
 
 void ring_free(ring *r) {
     if (!r) return;
-    EVP_MD_free(r->md5_fetched);
     free(r->points);
     free(r->owners);
     free(r->shares);

@@ -432,7 +432,6 @@ static void assert_json_replaced(const char *s, size_t len, const char *pre, con
     size_t mid = b.len - np - nq;
     assert_int_equal(mid % 6, 0);
     for (size_t i = 0; i < mid; i += 6) assert_memory_equal(b.data + np + i, "\\ufffd", 6);
-    /* No raw byte >= 0x80 may be left in the replaced region. */
     skv_buf_free(&b);
 }
 
