@@ -73,6 +73,7 @@ void skv_buf_reserve(skv_buf *b, size_t extra) {
     while (cap < need) cap *= 2;
     b->data = skv_realloc(b->data, cap);
     b->cap = cap;
+    b->data[b->len] = '\0';
 }
 
 void skv_buf_append(skv_buf *b, const void *data, size_t len) {

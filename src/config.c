@@ -236,7 +236,7 @@ int config_load(skv_config *c, int argc, char **argv) {
     longopts[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
     longopts[NOPTS + 2] = (struct option){ NULL, 0, NULL, 0 };
 
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then also forgets a half-read group of short options */
     opterr = 0;
     for (;;) {
         int idx = -1;

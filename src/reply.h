@@ -4,7 +4,7 @@
  *
  * A handler calls reply_start(), any number of reply_header*(), then
  * exactly one of reply_body() / reply_json_buf() / reply_error().  The
- * writer adds Date, Content-Length and Connection itself and drops the body
+ * writer adds Date, Content-Length (except on 204) and Connection itself and drops the body
  * bytes (not the Content-Length) for HEAD requests, so handlers never
  * special-case HEAD.  Because it writes into the output buffer directly, a
  * GET hit copies the value once, from the shard table to the socket buffer,

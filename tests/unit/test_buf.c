@@ -227,21 +227,9 @@ static void test_buf_reserve(void **state) {
     skv_buf_free(&b);
 }
 
-/*
- * BUG (src/buf.c, skv_buf_reserve): growing a buffer that has never held
- * data (cap == 0) allocates without writing the terminator, so data is not
- * NUL-terminated although cap > 0, against the header's promise.  Seen from
- * outside as: skv_buf_reserve() on a fresh buffer, or
- * skv_buf_append_json_str() of an empty string into a fresh buffer, leaves
- * data[0] uninitialised.  Fix: write b->data[b->len] = '\0' after the
- * realloc in skv_buf_reserve.  Skipped so the suite stays green; build with
- * -DSKV_TEST_KNOWN_BUGS to see it fail.
- */
+/* Regression: growing a fresh buffer must write the terminator (header promise). */
 static void test_buf_reserve_keeps_terminator(void **state) {
     (void)state;
-#ifndef SKV_TEST_KNOWN_BUGS
-    skip();
-#endif
     skv_buf b;
     skv_buf_init(&b);
     skv_buf_reserve(&b, 10);
