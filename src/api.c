@@ -421,6 +421,10 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/health/ready")) return handle_ready(w, req, r);
     if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
+    if (path_is(req, "*")) { /* "OPTIONS *" (the only method the parser allows with "*"): 204 + Allow */
+        api_method_allowed(req, r, "GET, HEAD, POST, PUT, DELETE, OPTIONS", 0);
+        return API_ROUTE_ROOT;
+    }
     int route = seed_dispatch(w, req, body, r);
     if (route >= 0) return route;
     reply_error(r, 404, "not_found", "no route for %.*s", (int)(req->path.len > 200 ? 200 : req->path.len),

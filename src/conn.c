@@ -60,6 +60,7 @@ struct conn {
     int metrics_only;
     int writing;
     int reading_paused;
+    int backlogged;         /* process() stopped at OUT_HIGH_WATER with requests left in `in` */
     int closing;            /* close once `out` is flushed */
     int lingering;
     int sent_continue;
@@ -72,6 +73,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void conn_close(conn *c);
 static void conn_flush(conn *c);
 static void resume_reading(conn *c);
+static void drain_backlog(conn *c);
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
@@ -156,7 +158,8 @@ static void on_written(uv_write_t *req, int status) {
     }
     if (c->reading_paused) {
         process_pending(c);
-        if (!c->closing && c->out.len < OUT_HIGH_WATER) resume_reading(c);
+        drain_backlog(c);
+        if (!c->closing && !c->backlogged && c->out.len < OUT_HIGH_WATER) resume_reading(c);
     }
 }
 
@@ -273,6 +276,23 @@ static void request_done(conn *c) {
 }
 
 /*
+ * A chunked body still arriving: the raw chunks already decoded into `body`
+ * are dropped from `in` (the head stays, for the next parse), so `in` is
+ * bounded by the decoded size, not by the client's framing overhead.  Input
+ * still in the worker's shared buffer is left alone; it is copied into `in`
+ * and compacted on the next read.
+ */
+static void drop_decoded_framing(conn *c, const char *data, size_t body_start) {
+    if (data != c->in.data || c->fed == 0) return;
+    char *from = c->in.data + body_start;
+    memmove(from, from + c->fed, c->in.len - body_start - c->fed);
+    c->in.len -= c->fed;
+    c->in.data[c->in.len] = '\0';
+    c->fed = 0;
+    c->sent_continue = 1; /* the body is flowing: no 100 Continue from now on */
+}
+
+/*
  * Handles the complete requests in data[0..len) and returns how many bytes
  * they took; the rest is the start of an incomplete request (or garbage
  * after a close).
@@ -283,7 +303,10 @@ static size_t process(conn *c, const char *data, size_t len) {
     size_t pos = 0;
     http_request req;
     while (pos < len && !c->closing && !c->in_close) {
-        if (c->out.len >= OUT_HIGH_WATER) break; /* backpressure: finish writing first */
+        if (c->out.len >= OUT_HIGH_WATER) { /* backpressure: finish writing first */
+            c->backlogged = 1;
+            break;
+        }
         const char *p = data + pos;
         size_t avail = len - pos;
         int hl = http_parse_head(p, avail, c->head_prev, &w->limits, &req);
@@ -315,6 +338,7 @@ static size_t process(conn *c, const char *data, size_t len) {
             if (!done) {
                 maybe_continue(c, &req, c->fed);
                 c->need = 0;
+                drop_decoded_framing(c, data, pos + head_len);
                 break;
             }
             body = skv_slice_make(c->body.data ? c->body.data : "", c->body.len);
@@ -342,10 +366,20 @@ static size_t process(conn *c, const char *data, size_t len) {
 
 /* Runs the requests already buffered in `in` (after a pause). */
 static void process_pending(conn *c) {
+    c->backlogged = 0;
     if (c->in.len == 0) return;
     size_t used = process(c, c->in.data, c->in.len);
     skv_buf_consume(&c->in, used);
+    if (c->in.len == 0) c->req_start_ms = 0;
+    else if (used > 0) c->req_start_ms = uv_now(&c->w->loop);
     conn_flush(c);
+}
+
+/* Requests left behind by backpressure: keep running them while the kernel
+ * takes the output at once; stop when a write is in flight (on_written
+ * comes back here) or nothing is left. */
+static void drain_backlog(conn *c) {
+    while (c->backlogged && !c->writing && !c->closing && !c->in_close) process_pending(c);
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
@@ -412,7 +446,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         skv_buf_reset(&c->in);
     }
     conn_flush(c);
-    if (!c->closing && !c->in_close && c->out.len >= OUT_HIGH_WATER && !c->reading_paused) {
+    drain_backlog(c);
+    if (!c->closing && !c->in_close && (c->backlogged || c->out.len >= OUT_HIGH_WATER) && !c->reading_paused) {
         c->reading_paused = 1;
         uv_read_stop(stream);
     }
@@ -420,10 +455,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accept, drain, sweep ------------------------------------------------------------------ */
 
+#define BUSY_BODY \
+    "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit reached, retry later\"}}\n"
+#define BUSY_BODY_LEN "92"
+_Static_assert(sizeof BUSY_BODY - 1 == 92, "BUSY_BODY_LEN must be the length of BUSY_BODY");
 static const char busy_reply[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    "Connection: close\r\nContent-Length: 95\r\n\r\n"
-    "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit reached, retry later\"}}\n";
+    "Connection: close\r\nContent-Length: " BUSY_BODY_LEN "\r\n\r\n" BUSY_BODY;
 
 void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     server *srv = w->srv;

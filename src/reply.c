@@ -47,12 +47,15 @@ void reply_body(reply *r, const char *content_type, const void *body, size_t len
         skv_buf_append_cstr(o, content_type);
         skv_buf_append(o, "\r\n", 2);
     }
-    skv_buf_append(o, "Content-Length: ", 16);
-    skv_buf_append_u64(o, len);
+    if (r->status != 204) { /* RFC 9110 8.6: a 204 carries no Content-Length */
+        skv_buf_append(o, "Content-Length: ", 16);
+        skv_buf_append_u64(o, len);
+        skv_buf_append(o, "\r\n", 2);
+    }
     if (r->keep_alive)
-        skv_buf_append(o, "\r\n\r\n", 4);
+        skv_buf_append(o, "\r\n", 2);
     else
-        skv_buf_append(o, "\r\nConnection: close\r\n\r\n", 23);
+        skv_buf_append(o, "Connection: close\r\n\r\n", 21);
     if (!r->head_only) skv_buf_append(o, body, len);
     r->body_bytes = len;
     r->finished = 1;

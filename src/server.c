@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,19 @@ static int open_socket(const struct sockaddr_storage *ss, int reuseport) {
     return fd;
 }
 
+/* open_socket() and listen(): connections wait in the backlog from now on,
+ * before the worker loops run, so the port answers as soon as start-up is
+ * logged.  Returns the fd or -errno. */
+static int open_listener(const struct sockaddr_storage *ss, int reuseport) {
+    int fd = open_socket(ss, reuseport);
+    if (fd >= 0 && listen(fd, LISTEN_BACKLOG) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
 /*
  * Binds one SO_REUSEPORT socket per worker on host:port.  A probe bind
  * without SO_REUSEPORT first makes sure no other process listens there
@@ -85,7 +99,7 @@ static int bind_workers(server *s) {
     close(probe);
     set_port(&ss, port);
     for (unsigned i = 0; i < s->nworkers; i++) {
-        int fd = open_socket(&ss, 1);
+        int fd = open_listener(&ss, 1);
         if (fd < 0) {
             log_error("cannot listen on %s:%d: %s", cfg->host, port, strerror(-fd));
             return SKV_ESYS;
@@ -96,7 +110,7 @@ static int bind_workers(server *s) {
     if (cfg->metrics_port > 0) {
         struct sockaddr_storage ms = ss;
         set_port(&ms, cfg->metrics_port);
-        int fd = open_socket(&ms, 0);
+        int fd = open_listener(&ms, 0);
         if (fd < 0) {
             log_error("cannot listen on %s:%d (metrics): %s", cfg->host, cfg->metrics_port, strerror(-fd));
             return SKV_ESYS;
@@ -307,10 +321,12 @@ int server_run(server *s) {
         pthread_create(&w->thread, NULL, worker_thread, w);
     }
     atomic_store(&s->env.state, API_STATE_READY);
-    log_info("shardkv %s listening on http://%s:%d (metrics: %s%d) with %u threads, %u shards, placement %s/%s, "
+    char metrics_where[32] = "off";
+    if (cfg->metrics_port) snprintf(metrics_where, sizeof metrics_where, "port %d", cfg->metrics_port);
+    log_info("shardkv %s listening on http://%s:%d (metrics: %s) with %u threads, %u shards, placement %s/%s, "
              "%u vnodes",
-             SKV_VERSION, cfg->host, s->bound_port, cfg->metrics_port ? "port " : "off", cfg->metrics_port,
-             s->nworkers, cfg->shards, ring_strategy_name(cfg->placement), ring_hash_name(cfg->hash), cfg->vnodes);
+             SKV_VERSION, cfg->host, s->bound_port, metrics_where, s->nworkers, cfg->shards,
+             ring_strategy_name(cfg->placement), ring_hash_name(cfg->hash), cfg->vnodes);
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
     log_info("shutdown complete");

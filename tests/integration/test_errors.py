@@ -57,6 +57,29 @@ def test_options_204_with_allow(server):
         assert r.content == b""
 
 
+def test_options_star(server):
+    r = raw_one(server, b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert r.status == 204
+    assert "GET" in r.headers["allow"] and "PUT" in r.headers["allow"]
+    assert "content-length" not in r.headers  # RFC 9110 8.6
+    # "*" is only for OPTIONS.
+    r = raw_rejected(server, b"GET * HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert r.status == 400
+
+
+def test_bad_request_mid_pipeline(server):
+    good = request_bytes("PUT", "/v1/kv/before", body=b"1")
+    after = request_bytes("PUT", "/v1/kv/after", body=b"2")
+    with server.raw() as c:
+        c.send(good + b"BAD REQUEST\r\n\r\n" + after)
+        r1, r2 = c.read_responses(2)
+        assert r1.status == 201
+        assert r2.status == 400 and r2.headers["connection"].lower() == "close"
+        assert c.closed_by_peer(3)
+    assert requests.get(server.url("/v1/kv/before"), timeout=T).status_code == 200
+    assert requests.get(server.url("/v1/kv/after"), timeout=T).status_code == 404
+
+
 def test_unknown_method_501(server):
     r = raw_one(server, request_bytes("BREW", "/v1/kv/pot"))
     assert r.status == 501, r
@@ -115,6 +138,9 @@ def test_header_too_large_431(start_server):
     # Many small headers add up too.
     hdrs = {f"X-H{i}": "v" * 40 for i in range(40)}
     r = raw_rejected(s, request_bytes("GET", "/health", headers=hdrs))
+    assert r.status == 431
+    # More header fields than the parser holds.
+    r = raw_rejected(s, b"GET /health HTTP/1.1\r\nHost: h\r\n" + b"".join(b"X%d: v\r\n" % i for i in range(70)) + b"\r\n")
     assert r.status == 431
     # A head just under the limit is fine.
     r = raw_one(s, request_bytes("GET", "/health", headers={"X-Big": "b" * 800}))

@@ -88,6 +88,36 @@ def test_chunked_put_with_extensions_and_trailers(server):
     assert requests.get(server.url("/v1/kv/chunky2"), timeout=T).content == b"hello 0123456789"
 
 
+def test_chunked_small_chunks_near_body_limit(start_server):
+    """Chunk framing does not count against the body limit: a body of 60 KiB
+    in one-byte chunks (about 6 times as many bytes on the wire) fits a
+    64 KiB --max-body-bytes, whether it arrives at once or in pieces."""
+    s = start_server("--max-body-bytes", "64K")
+    value = bytes(ord("a") + i % 26 for i in range(60000))
+    body = b"".join(b"1;ext=x\r\n" + value[i:i + 1] + b"\r\n" for i in range(len(value))) + b"0\r\n\r\n"
+    head = b"PUT /v1/kv/%s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with s.raw(timeout=20) as c:
+        c.send(head % b"one" + body)
+        assert c.read_response().status == 201
+        data = head % b"two" + body
+        for i in range(0, len(data), 100_000):
+            c.send(data[i:i + 100_000])
+            time.sleep(0.01)
+        assert c.read_response().status == 201
+    for key in ("one", "two"):
+        assert requests.get(s.url(f"/v1/kv/{key}"), timeout=T).content == value
+    # One byte more than the limit is still refused.
+    with s.raw(timeout=20) as c:
+        over = b"".join(b"1\r\nz\r\n" for _ in range(64 * 1024 + 1)) + b"0\r\n\r\n"
+        c.send(head % b"three")
+        try:
+            c.send(over)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = c.read_response()
+        assert r.status == 413, r
+
+
 def test_chunked_seed_route(server):
     payload = b'{"userId": 7, "data": "chunked"}'
     data = (b"POST /store HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -197,6 +227,15 @@ def test_backpressure_many_large_responses(server):
         resps = c.read_responses(n + 1)
         assert all(r.status == 200 and r.body == value for r in resps[:n])
         assert resps[n].body == b'{"status":"alive"}'
+    # The same, with the client's write side shut right after the requests:
+    # every request is still answered before the server closes.
+    with server.raw(timeout=20) as c:
+        c.send(b"".join(request_bytes("GET", "/v1/kv/bp") for _ in range(n)))
+        c.sock.shutdown(socket.SHUT_WR)
+        time.sleep(0.3)
+        resps = c.read_responses(n)
+        assert all(r.status == 200 and r.body == value for r in resps)
+        assert c.closed_by_peer(3)
 
 
 def test_requests_session_reuses_connection(server):

@@ -1,4 +1,5 @@
 """Operational routes: /shards, /health*, /metrics (both ports), and the root."""
+import json
 import os
 import re
 import subprocess
@@ -159,3 +160,33 @@ def test_per_shard_counters_move(start_server):
     assert ok == 2
     assert s.shards()["shards"][1]["requests"] == 3
     assert sample(after, "shardkv_connections", {}) >= 1
+
+
+def test_access_and_debug_logging(start_server):
+    """--access-log and --log-level debug write one line per request and per
+    placement decision, with client text escaped (no line injection)."""
+    s = start_server("--access-log", "on", "--log-level", "debug", "--hash", "md5")
+    requests.put(s.url("/v1/kv/line%0Abreak%22q"), data=b"x", timeout=T)
+    requests.post(s.url("/store"), json={"userId": 3, "data": 1}, timeout=T)
+    requests.get(s.url("/nope?a=%0A"), timeout=T)
+    with s.raw() as c:
+        c.send(b"GARBAGE\r\n\r\n")
+        assert c.read_response().status == 400
+    s.stop()
+    err = s.stderr()
+    lines = err.splitlines()
+    assert any("access" in l and "/v1/kv/line%0Abreak%22q" in l and " 201 " in l for l in lines), err
+    assert any("access" in l and " 400 " in l for l in lines), err
+    assert any("assigned to shard" in l for l in lines), err
+    assert any("pinned" in l and "store:3" in l for l in lines), err
+    assert not any(l.startswith("break") for l in lines), err
+
+
+def test_json_log_format(start_server):
+    s = start_server("--log-format", "json", "--log-level", "debug")
+    requests.put(s.url("/v1/kv/j%22%0A"), data=b"x", timeout=T)
+    s.stop()
+    for line in s.stderr().splitlines():
+        if line.startswith("{"):
+            doc = json.loads(line)
+            assert {"ts", "level", "msg"} <= set(doc)

@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from skvtest import TMUL, assert_error_shape
+from skvtest import TMUL, assert_error_shape, request_bytes
 
 T = 5 * TMUL
 USER_IDS = [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 100, 12345, 2**40 + 3, -1, -2, -3, -7, -8, -15, -12345]
@@ -128,6 +128,21 @@ def test_seed_001_put_get_delete(server):
     assert requests.get(server.url("/get?key=k2"), timeout=T).status_code == 404
     r = requests.get(server.url("/delete?key=k2"), timeout=T)
     assert r.status_code == 404
+
+
+def test_seed_001_query_key_decoding(server):
+    # "+" is a space in a query string; %XX escapes are decoded.
+    requests.put(server.url("/v1/kv/a%20b%2Fc"), data=b"spaced", timeout=T)
+    for q in ("key=a+b%2Fc", "key=a%20b/c", "x=1&key=a+b%2fc&y=2"):
+        r = requests.get(server.url("/get?" + q), timeout=T)
+        assert r.status_code == 200, (q, r.text)
+        assert r.json()["value"] == "spaced" and r.json()["key"] == "a b/c"
+        assert r.headers["ETag"] == '"1"'
+    with server.raw() as c:  # requests would re-quote the bad escape
+        c.send(request_bytes("GET", "/get?key=bad%zz"))
+        r = c.read_response()
+        assert r.status == 400
+        assert_error_shape(r.body, code="bad_key", seed=True)
 
 
 def test_seed_001_errors(server):
