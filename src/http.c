@@ -37,6 +37,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 
@@ -373,6 +374,20 @@ static int apply_header(http_request *req, head_state *st, const http_header *h)
 
 /* Request line at p (the head ends in '\n' at or after p).  On success
  * returns 0 and moves *pp past the line end. */
+
+/* For an absolute-form target ("http://host:port/path?q"), the start of its
+ * origin part ("/path?q"), or NULL when the target is not absolute-form or
+ * has no path. */
+static const char *absolute_form_origin(skv_slice t) {
+    size_t skip;
+    if (t.len > 7 && strncasecmp(t.ptr, "http://", 7) == 0) skip = 7;
+    else if (t.len > 8 && strncasecmp(t.ptr, "https://", 8) == 0) skip = 8;
+    else return NULL;
+    const char *slash = memchr(t.ptr + skip, '/', t.len - skip);
+    if (!slash || slash == t.ptr + skip) return NULL; /* no path, or no authority */
+    return slash;
+}
+
 static int parse_request_line(const char **pp, http_request *req) {
     const char *p = *pp;
 
@@ -387,8 +402,14 @@ static int parse_request_line(const char **pp, http_request *req) {
     while (cc_is(*p, CC_TARGET)) p++;
     if (p == t || *p != ' ') return head_fail(req, 400, "malformed request target");
     req->target = skv_slice_make(t, (size_t)(p - t));
-    if (t[0] != '/' && !(req->target.len == 1 && t[0] == '*' && req->method == HTTP_M_OPTIONS))
-        return head_fail(req, 400, "request target must be origin-form");
+    req->path = req->target; /* narrowed to the origin part below */
+    if (t[0] != '/' && !(req->target.len == 1 && t[0] == '*' && req->method == HTTP_M_OPTIONS)) {
+        /* absolute-form (RFC 9112 3.2.2), which servers must accept: route on
+         * the path after the authority; "http://h" without a path is 400. */
+        const char *o = absolute_form_origin(req->target);
+        if (!o) return head_fail(req, 400, "request target must be origin-form or absolute-form");
+        req->path = skv_slice_make(o, req->target.len - (size_t)(o - t));
+    }
     p++;
 
     /* "HTTP/" DIGIT "." DIGIT; none of these bytes is '\n', so when they
@@ -503,12 +524,11 @@ static int parse_head(const char *buf, size_t skip, size_t head_len, http_reques
     else if (st.conn_keep_alive) req->keep_alive = 1;
     else req->keep_alive = req->minor_version == 1;
 
-    const char *q = memchr(req->target.ptr, '?', req->target.len);
+    skv_slice origin = req->path;
+    const char *q = memchr(origin.ptr, '?', origin.len);
     if (q) {
-        req->path = skv_slice_make(req->target.ptr, (size_t)(q - req->target.ptr));
-        req->query = skv_slice_make(q + 1, req->target.len - req->path.len - 1);
-    } else {
-        req->path = req->target;
+        req->path = skv_slice_make(origin.ptr, (size_t)(q - origin.ptr));
+        req->query = skv_slice_make(q + 1, origin.len - req->path.len - 1);
     }
     return (int)head_len;
 }

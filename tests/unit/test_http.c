@@ -279,7 +279,16 @@ static void test_request_target_forms(void **state) {
     assert_slice(req.target, "*");
     assert_slice(req.path, "*");
     expect_status("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400);
-    expect_status("GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    /* absolute-form is accepted (RFC 9112 3.2.2): routing uses its path */
+    assert_true(parse("GET http://h:8000/v1/kv/a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", &req) > 0);
+    assert_slice(req.target, "http://h:8000/v1/kv/a?x=1");
+    assert_slice(req.path, "/v1/kv/a");
+    assert_slice(req.query, "x=1");
+    assert_true(parse("GET HTTPS://h/ HTTP/1.1\r\nHost: h\r\n\r\n", &req) > 0);
+    assert_slice(req.path, "/");
+    expect_status("GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_status("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
+    expect_status("GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
     expect_status("GET x HTTP/1.1\r\nHost: h\r\n\r\n", 400);
     expect_status("GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400);
     expect_status("GET / HTTP/1.1 \r\nHost: h\r\n\r\n", 400);
