@@ -93,18 +93,20 @@ void api_reply_write_error(reply *r, int rc, skv_slice key) {
 
 int api_write(api_worker *w, shard_write *wr, uint32_t *shard_out, shard_result *res) {
     store *st = w->env->st;
-    uint32_t id = store_shard_for_key(st, wr->key);
+    uint64_t h;
+    uint32_t id = store_locate(st, wr->key, &h);
     *shard_out = id;
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
-    return shard_apply(store_shard(st, id), store_key_hash(wr->key), wr, res);
+    return shard_apply(store_shard(st, id), h, wr, res);
 }
 
 int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg) {
     store *st = w->env->st;
-    uint32_t id = store_shard_for_key(st, key);
+    uint64_t h;
+    uint32_t id = store_locate(st, key, &h);
     *shard_out = id;
     metrics_shard_op(w->mw, id, METRICS_OP_GET);
-    return shard_get(store_shard(st, id), store_key_hash(key), key, fn, arg);
+    return shard_get(store_shard(st, id), h, key, fn, arg);
 }
 
 void api_append_value_json(skv_buf *b, const ht_entry *e) {

@@ -8,11 +8,22 @@
 #include "http.h"
 
 void reply_start(reply *r, int status) {
-    char line[64];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
     r->status = status;
     r->finished = 0;
-    skv_buf_append(r->out, line, (size_t)n);
+    /* The hot statuses skip snprintf. */
+    static const char ok[] = "HTTP/1.1 200 OK\r\n", created[] = "HTTP/1.1 201 Created\r\n",
+                      not_found[] = "HTTP/1.1 404 Not Found\r\n";
+    if (status == 200) {
+        skv_buf_append(r->out, ok, sizeof ok - 1);
+    } else if (status == 201) {
+        skv_buf_append(r->out, created, sizeof created - 1);
+    } else if (status == 404) {
+        skv_buf_append(r->out, not_found, sizeof not_found - 1);
+    } else {
+        char line[64];
+        int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
+        skv_buf_append(r->out, line, (size_t)n);
+    }
     if (r->date) skv_buf_append_cstr(r->out, r->date);
     if (r->extra) skv_buf_append_cstr(r->out, r->extra);
 }

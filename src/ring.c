@@ -247,6 +247,10 @@ static uint32_t ring_jump(uint64_t key, uint32_t buckets) {
 uint32_t ring_shard_for_key(const ring *r, const void *key, size_t len, ring_point *point_out) {
     ring_point p = ring_hash_key(r, key, len);
     if (point_out) *point_out = p;
+    return ring_shard_for_point(r, p, key, len);
+}
+
+uint32_t ring_shard_for_point(const ring *r, ring_point p, const void *key, size_t len) {
     uint32_t n = r->cfg.shards;
     switch (r->cfg.strategy) {
     case RING_STRATEGY_MODULO: {

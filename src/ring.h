@@ -65,6 +65,11 @@ ring_point ring_hash_key(const ring *r, const void *key, size_t len);
  * receives the key's hash (for tracing). */
 uint32_t ring_shard_for_key(const ring *r, const void *key, size_t len, ring_point *point_out);
 
+/* Same, for a key whose hash p the caller already computed with
+ * ring_hash_key() (or, for xxh3, as {XXH3_64bits(key), 0}); the key itself
+ * is still needed by modulo's integer rule. */
+uint32_t ring_shard_for_point(const ring *r, ring_point p, const void *key, size_t len);
+
 /* Fraction of the hash space owned by shard (sum over its arcs for "ring";
  * 1/N for modulo and jump).  The shares of all shards sum to 1. */
 double ring_share(const ring *r, uint32_t shard);

@@ -50,7 +50,8 @@ static int pinned_shard(skv_slice key, uint32_t nshards, uint32_t *shard_out) {
     return 1;
 }
 
-uint32_t store_shard_for_key(store *st, skv_slice key) {
+/* The placement decision for key, given its XXH3 hash when known (has_h). */
+static uint32_t place(store *st, skv_slice key, int has_h, uint64_t h) {
     uint32_t id;
     if (pinned_shard(key, st->nshards, &id)) {
         log_debug("Key '%.*s' pinned by userId %% %u to shard %u", (int)(key.len > 200 ? 200 : key.len), key.ptr,
@@ -58,11 +59,20 @@ uint32_t store_shard_for_key(store *st, skv_slice key) {
         return id;
     }
     ring *r = store_map(st);
-    if (!LOG_ENABLED(LOG_LEVEL_DEBUG)) return ring_shard_for_key(r, key.ptr, key.len, NULL);
     ring_point p;
-    id = ring_shard_for_key(r, key.ptr, key.len, &p);
+    if (has_h && ring_get_config(r)->hash == RING_HASH_XXH3) p = (ring_point){ h, 0 };
+    else p = ring_hash_key(r, key.ptr, key.len);
+    id = ring_shard_for_point(r, p, key.ptr, key.len);
+    if (!LOG_ENABLED(LOG_LEVEL_DEBUG)) return id;
     char hash[48];
     ring_point_format(r, p, hash);
     log_debug("Key '%.*s' (hash: %s) assigned to shard %u", (int)(key.len > 200 ? 200 : key.len), key.ptr, hash, id);
     return id;
+}
+
+uint32_t store_shard_for_key(store *st, skv_slice key) { return place(st, key, 0, 0); }
+
+uint32_t store_locate(store *st, skv_slice key, uint64_t *key_hash) {
+    *key_hash = store_key_hash(key);
+    return place(st, key, 1, *key_hash);
 }

@@ -46,6 +46,10 @@ uint64_t store_key_hash(skv_slice key);
  * pin).  Logs the decision at debug level (key, hash, shard), as the seeds do. */
 uint32_t store_shard_for_key(store *st, skv_slice key);
 
+/* store_shard_for_key() and store_key_hash() together, hashing the key once
+ * when the map hashes with xxh3 too (the request hot path). */
+uint32_t store_locate(store *st, skv_slice key, uint64_t *key_hash);
+
 /* The key "store:<user_id>" for a seed-000 userId, in out (>= 32 bytes); returns its length. */
 size_t store_pinned_key(int64_t user_id, char *out);
 

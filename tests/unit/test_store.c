@@ -273,6 +273,28 @@ static void test_debug_logging_same_answers(void **state) {
 
 /* ---- store_pinned_key ------------------------------------------------------------------ */
 
+/* store_locate (one hash on the hot path) must agree with the two separate
+ * calls for every strategy and hash, pinned keys included. */
+static void test_locate_matches_separate_calls(void **state) {
+    (void)state;
+    const int strategies[] = { RING_STRATEGY_RING, RING_STRATEGY_MODULO, RING_STRATEGY_JUMP };
+    const int hashes[] = { RING_HASH_XXH3, RING_HASH_MD5 };
+    for (size_t si = 0; si < 3; si++) {
+        for (size_t hi = 0; hi < 2; hi++) {
+            store *st = new_store(strategies[si], hashes[hi], 7);
+            char key[48];
+            for (int i = -50; i < 2000; i++) {
+                snprintf(key, sizeof key, i % 3 == 0 ? "store:%d" : (i % 3 == 1 ? "%d" : "key-%d"), i);
+                skv_slice k = skv_slice_cstr(key);
+                uint64_t h = 0;
+                assert_int_equal(store_locate(st, k, &h), store_shard_for_key(st, k));
+                assert_true(h == store_key_hash(k));
+            }
+            store_free(st);
+        }
+    }
+}
+
 static void test_pinned_key_format(void **state) {
     (void)state;
     static const struct { int64_t id; const char *key; } cases[] = {
@@ -306,6 +328,7 @@ int main(void) {
         cmocka_unit_test(test_other_keys_follow_ring),
         cmocka_unit_test(test_debug_logging_same_answers),
         cmocka_unit_test(test_pinned_key_format),
+        cmocka_unit_test(test_locate_matches_separate_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
