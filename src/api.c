@@ -269,11 +269,8 @@ static int handle_shards(api_worker *w, const http_request *req, reply *r) {
 
     skv_buf b;
     skv_buf_init(&b);
-    uint64_t total_keys = 0, total_bytes = 0;
-    for (uint32_t i = 0; i < st->nshards; i++) {
-        total_keys += shard_keys(store_shard(st, i));
-        total_bytes += shard_bytes(store_shard(st, i));
-    }
+    uint64_t total_keys, total_bytes;
+    store_totals(st, &total_keys, &total_bytes);
     skv_buf_printf(&b,
                    "{\"placement\":\"%s\",\"hash\":\"%s\",\"vnodes\":%u,\"shard_map_version\":%llu,"
                    "\"total_keys\":%llu,\"total_bytes\":%llu,\"shards\":[",
@@ -306,11 +303,8 @@ static int handle_health(api_worker *w, const http_request *req, reply *r) {
     int state = atomic_load(&env->state);
     skv_buf b;
     skv_buf_init(&b);
-    uint64_t keys = 0, bytes = 0;
-    for (uint32_t i = 0; i < st->nshards; i++) {
-        keys += shard_keys(store_shard(st, i));
-        bytes += shard_bytes(store_shard(st, i));
-    }
+    uint64_t keys, bytes;
+    store_totals(st, &keys, &bytes);
     skv_buf_printf(&b,
                    "{\"status\":\"healthy\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%.3f,"
                    "\"threads\":%u,\"shard_count\":%u,\"keys\":%llu,\"bytes\":%llu,\"shards\":[",

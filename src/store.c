@@ -76,3 +76,11 @@ uint32_t store_locate(store *st, skv_slice key, uint64_t *key_hash) {
     *key_hash = store_key_hash(key);
     return place(st, key, 1, *key_hash);
 }
+
+void store_totals(store *st, uint64_t *keys, uint64_t *bytes) {
+    *keys = *bytes = 0;
+    for (uint32_t i = 0; i < st->nshards; i++) {
+        *keys += shard_keys(&st->shards[i]);
+        *bytes += shard_bytes(&st->shards[i]);
+    }
+}

@@ -55,4 +55,7 @@ size_t store_pinned_key(int64_t user_id, char *out);
 
 static inline shard *store_shard(store *st, uint32_t id) { return &st->shards[id]; }
 
+/* Keys and bytes over all shards (lock-free reads of the published counts). */
+void store_totals(store *st, uint64_t *keys, uint64_t *bytes);
+
 #endif
