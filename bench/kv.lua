@@ -1,8 +1,12 @@
--- wrk script for the shardkv scenarios of bench/run.
+-- wrk script for the scenarios of bench/run.
 --
 --   wrk ... -s bench/kv.lua URL -- MODE NKEYS [VALUE_BYTES [PUT_PERCENT]]
 --
--- MODE    get      GET a random key among 0..NKEYS-1 (all hits after preload).
+-- MODE    nginx    same requests as get, sent to the nginx reference (which
+--                  answers every path): the client does the same work per
+--                  request in every scenario, so ratios compare servers, not
+--                  wrk's static request path against its Lua one.
+--         get      GET a random key among 0..NKEYS-1 (all hits after preload).
 --         put      PUT VALUE_BYTES bytes to a random key among 0..NKEYS-1.
 --         mix      PUT_PERCENT% PUTs, the rest GETs, over keys 0..NKEYS-1.
 --
@@ -40,7 +44,7 @@ function init(args)
    math.randomseed(42)
 
    local value = make_value(value_bytes)
-   local want_gets = (mode == "get" or mode == "mix")
+   local want_gets = (mode == "get" or mode == "mix" or mode == "nginx")
    local want_puts = (mode == "put" or mode == "mix")
    if not (want_gets or want_puts) then error("kv.lua: unknown mode " .. mode) end
    for i = 0, nkeys - 1 do
@@ -51,7 +55,7 @@ function init(args)
 end
 
 function request()
-   if mode == "get" then
+   if mode == "get" or mode == "nginx" then
       return gets[math.random(nkeys)]
    elseif mode == "put" then
       return puts[math.random(nkeys)]
