@@ -89,7 +89,7 @@ static void on_closed(uv_handle_t *h) {
     worker *w = c->w;
     list_remove(w, c);
     w->nconns--;
-    atomic_fetch_sub(&w->srv->open_conns, 1);
+    if (!c->metrics_only) atomic_fetch_sub(&w->srv->open_conns, 1);
     metrics_conn_closed(w->api.mw);
     skv_buf_free(&c->in);
     skv_buf_free(&c->out);
@@ -475,7 +475,8 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     if (w->conns) w->conns->prev = c;
     w->conns = c;
     w->nconns++;
-    atomic_fetch_add(&srv->open_conns, 1);
+    /* Scrape connections on the metrics port do not take client slots. */
+    unsigned open = metrics_only ? 0 : atomic_fetch_add(&srv->open_conns, 1) + 1;
     metrics_conn_opened(w->api.mw);
     if (uv_accept(listener, (uv_stream_t *)&c->handle) != 0) {
         conn_close(c);
@@ -483,7 +484,7 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     }
     c->last_active_ms = uv_now(&w->loop);
     int reject_reason = -1;
-    if (atomic_load(&srv->open_conns) > srv->cfg->max_connections && !metrics_only)
+    if (open > srv->cfg->max_connections)
         reject_reason = METRICS_REJECT_MAX_CONNECTIONS;
     else if (w->draining)
         reject_reason = METRICS_REJECT_SHUTDOWN;

@@ -63,6 +63,40 @@ def test_max_connections(start_server):
             c.close()
 
 
+def test_metrics_connections_take_no_client_slots(start_server):
+    s = start_server("--max-connections", "2")
+    scrapers = []
+    try:
+        for _ in range(3):  # more open scrape connections than the client limit
+            c = s.raw(port=s.metrics_port)
+            c.send(request_bytes("GET", "/metrics"))
+            assert c.read_response().status == 200
+            scrapers.append(c)
+        clients = []
+        try:
+            deadline = time.monotonic() + 5 * TMUL
+            while len(clients) < 2:
+                c = s.raw()
+                c.send(request_bytes("GET", "/health/live"))
+                try:
+                    r = c.read_response()
+                except ConnectionClosed:
+                    r = None
+                if r is None or r.status == 503:  # the start-up probe may still hold a slot
+                    c.close()
+                    assert time.monotonic() < deadline, "scrape connections took the client slots"
+                    time.sleep(0.05)
+                    continue
+                assert r.status == 200
+                clients.append(c)
+        finally:
+            for c in clients:
+                c.close()
+    finally:
+        for c in scrapers:
+            c.close()
+
+
 def test_request_timeout_408(start_server):
     s = start_server("--request-timeout", "500ms")
     with s.raw() as c:
