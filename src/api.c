@@ -121,9 +121,10 @@ void api_append_value_json(skv_buf *b, const ht_entry *e) {
 
 /* ---- canonical /v1/kv/{key} ---------------------------------------------------------------- */
 
-/* Parses an entity tag ("5", 5 or W/"5") into a version. */
+/* Parses a strong entity tag ("5", or a bare 5) into a version.  Weak tags
+ * (W/"5") are refused: If-Match compares strongly (RFC 9110 13.1.1). */
 static int parse_etag(skv_slice v, uint64_t *out) {
-    if (v.len >= 2 && v.ptr[0] == 'W' && v.ptr[1] == '/') v = skv_slice_make(v.ptr + 2, v.len - 2);
+    if (v.len >= 2 && v.ptr[0] == 'W' && v.ptr[1] == '/') return SKV_EINVAL;
     if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') v = skv_slice_make(v.ptr + 1, v.len - 2);
     return skv_slice_to_u64(v, out);
 }
@@ -141,7 +142,7 @@ static int parse_conditions(const http_request *req, int is_put, shard_write *wr
         } else if (parse_etag(req->if_match, &wr->expected_version) == SKV_OK) {
             wr->cond = SHARD_COND_VERSION;
         } else {
-            reply_error(r, 400, "bad_precondition", "If-Match must be * or one version (an ETag such as \"12\")");
+            reply_error(r, 400, "bad_precondition", "If-Match must be * or one strong version (an ETag such as \"12\")");
             return 0;
         }
     }
@@ -231,13 +232,22 @@ static const char *state_name(int state) {
     return state == API_STATE_READY ? "ready" : state == API_STATE_STARTING ? "starting" : "draining";
 }
 
+/* /shards?data=1 stops adding entries past this many bytes of answer (the
+ * shard lock is held while listing). */
+#define SHARDS_DATA_MAX_BYTES (4u * 1024 * 1024)
+
 typedef struct list_ctx {
     skv_buf *b;
     int first;
+    int truncated;
 } list_ctx;
 
 static void list_entry(void *arg, const ht_entry *e) {
     list_ctx *c = arg;
+    if (c->b->len + e->key_len + 2 * (size_t)e->val_len + 16 > SHARDS_DATA_MAX_BYTES) {
+        c->truncated = 1;
+        return;
+    }
     skv_buf_append_cstr(c->b, c->first ? "\"" : ",\"");
     c->first = 0;
     skv_buf_append_json_str(c->b, ht_entry_key(e), e->key_len);
@@ -282,10 +292,11 @@ static int handle_shards(api_worker *w, const http_request *req, reply *r) {
                        i ? "," : "", i, i, (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh),
                        ring_share(map, i), (unsigned long long)metrics_shard_requests(env->m, i));
         if (with_data) {
-            list_ctx lc = { &b, 1 };
+            list_ctx lc = { &b, 1, 0 };
             skv_buf_append_cstr(&b, ",\"data\":{");
             shard_list(sh, (size_t)limit, list_entry, &lc);
             skv_buf_append(&b, "}", 1);
+            if (lc.truncated) skv_buf_append_cstr(&b, ",\"data_truncated\":true");
         }
         skv_buf_append(&b, "}", 1);
     }

@@ -39,6 +39,7 @@
 #define OUT_HIGH_WATER (4u * 1024 * 1024)
 #define LINGER_MS 2000
 #define IN_MIN_ALLOC (16 * 1024)
+#define IN_MAX_STEP (256 * 1024)
 
 struct conn {
     uv_tcp_t handle;
@@ -150,7 +151,7 @@ static void on_written(uv_write_t *req, int status) {
     }
     if (c->out.len > 0) {
         conn_flush(c);
-        return;
+        if (c->writing || c->in_close) return; /* on_written comes back */
     }
     if (c->closing) {
         conn_finish(c);
@@ -394,8 +395,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         return;
     }
     if (c->lingering) skv_buf_reset(&c->in); /* discard */
+    /* Grow toward a large announced body step by step (the buffer doubles),
+     * so memory follows the bytes that really arrive, not the header. */
     size_t want = IN_MIN_ALLOC;
     if (c->need > c->in.len && c->need - c->in.len > want) want = c->need - c->in.len;
+    if (want > IN_MAX_STEP) want = IN_MAX_STEP;
     skv_buf_reserve(&c->in, want);
     *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len - 1));
 }
@@ -442,7 +446,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     if (c->in.len == 0) c->req_start_ms = 0;
     else if (used > 0) c->req_start_ms = now;
     if (c->in.len > in_limit(c)) {
-        reject(c, 431, "headers_too_large", "request too large");
+        reject(c, 413, "request_too_large", "buffered request data exceeds --max-header-bytes + --max-body-bytes");
         skv_buf_reset(&c->in);
     }
     conn_flush(c);
@@ -455,13 +459,21 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accept, drain, sweep ------------------------------------------------------------------ */
 
-#define BUSY_BODY \
-    "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"connection limit reached, retry later\"}}\n"
-#define BUSY_BODY_LEN "92"
-_Static_assert(sizeof BUSY_BODY - 1 == 92, "BUSY_BODY_LEN must be the length of BUSY_BODY");
-static const char busy_reply[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-    "Connection: close\r\nContent-Length: " BUSY_BODY_LEN "\r\n\r\n" BUSY_BODY;
+/* Answers a connection refused at accept with a 503 and closes it at once:
+ * a lingering close would let a connection flood hold descriptors. */
+static void refuse(conn *c, int reason) {
+    reply r;
+    reply_init(c, &r, NULL, 0);
+    r.extra = "Retry-After: 1\r\n";
+    if (reason == METRICS_REJECT_MAX_CONNECTIONS)
+        reply_error(&r, 503, "too_many_connections", "connection limit reached (--max-connections), retry later");
+    else
+        reply_error(&r, 503, "shutting_down", "the node is shutting down, retry on another node or later");
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    uv_try_write((uv_stream_t *)&c->handle, &b, 1);
+    metrics_conn_rejected(c->w->api.mw, reason);
+    conn_close(c);
+}
 
 void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     server *srv = w->srv;
@@ -489,10 +501,7 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     else if (w->draining)
         reject_reason = METRICS_REJECT_SHUTDOWN;
     if (reject_reason >= 0) {
-        uv_buf_t b = uv_buf_init((char *)busy_reply, sizeof busy_reply - 1);
-        uv_try_write((uv_stream_t *)&c->handle, &b, 1);
-        metrics_conn_rejected(w->api.mw, reject_reason);
-        conn_close(c);
+        refuse(c, reject_reason);
         return;
     }
     uv_tcp_nodelay(&c->handle, 1);
@@ -531,7 +540,10 @@ void conn_sweep(worker *w, uint64_t now) {
             if (now - c->linger_start_ms >= LINGER_MS) conn_close(c);
             continue;
         }
-        if (c->req_start_ms && now - c->req_start_ms >= cfg->request_timeout_ms) {
+        /* Complete requests held back by backpressure are not "arriving":
+         * the slow party is the reader, so no 408 for them. */
+        int arriving = c->req_start_ms && !c->backlogged && !c->reading_paused;
+        if (arriving && now - c->req_start_ms >= cfg->request_timeout_ms) {
             if (c->writing) {
                 conn_close(c);
             } else {

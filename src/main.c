@@ -26,9 +26,9 @@ static int serve(int argc, char **argv) {
     }
     server *s = NULL;
     if (server_new(&cfg, &s) != SKV_OK) return 1;
-    server_run(s);
+    rc = server_run(s);
     server_free(s);
-    return 0;
+    return rc == SKV_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv) {

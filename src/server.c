@@ -220,6 +220,9 @@ static void worker_destroy(worker *w) {
      * the others were closed with their handles. */
     if (w->listen_fd >= 0 && !w->started) close(w->listen_fd);
     if (w->metrics_fd >= 0 && !w->started) close(w->metrics_fd);
+    /* A loop that ran closed these itself (maybe_exit); one that never ran did not. */
+    if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, NULL);
+    if (!uv_is_closing((uv_handle_t *)&w->tick)) uv_close((uv_handle_t *)&w->tick, NULL);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* let pending close callbacks run */
     uv_loop_close(&w->loop);
     api_worker_destroy(&w->api);
@@ -314,11 +317,30 @@ int server_run(server *s) {
     uv_async_init(&s->main_loop, &s->worker_exited, on_worker_exited);
     s->worker_exited.data = s;
 
-    for (unsigned i = 0; i < s->nworkers; i++) {
+    int failed = 0;
+    for (unsigned i = 0; i < s->nworkers && !failed; i++) {
         worker *w = &s->workers[i];
         uv_timer_start(&w->tick, on_tick, TICK_MS, TICK_MS);
         w->started = 1;
-        pthread_create(&w->thread, NULL, worker_thread, w);
+        int e = pthread_create(&w->thread, NULL, worker_thread, w);
+        if (e != 0) {
+            log_error("cannot start worker thread %u: %s", i, strerror(e));
+            w->started = 0;
+            failed = 1;
+        }
+    }
+    if (failed) {
+        /* Stop the workers that did start; the ones that did not count as exited. */
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (!s->workers[i].started) atomic_fetch_add(&s->workers_exited, 1);
+        atomic_store(&s->env.state, API_STATE_DRAINING);
+        atomic_store(&s->force_close, 1);
+        wake_workers(s);
+        uv_async_send(&s->worker_exited);
+        uv_run(&s->main_loop, UV_RUN_DEFAULT);
+        for (unsigned i = 0; i < s->nworkers; i++)
+            if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
+        return SKV_ESYS;
     }
     atomic_store(&s->env.state, API_STATE_READY);
     char metrics_where[32] = "off";

@@ -27,7 +27,8 @@ typedef struct server server;
  * address, bad placement config). */
 int server_new(const skv_config *cfg, server **out);
 
-/* Runs until the shutdown sequence completes.  Returns 0. */
+/* Runs until the shutdown sequence completes.  Returns 0, or SKV_ESYS when
+ * a worker thread could not be started (the others are stopped first). */
 int server_run(server *s);
 
 void server_free(server *s);

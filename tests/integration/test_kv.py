@@ -131,10 +131,15 @@ def test_if_match(server):
     r = requests.get(url, timeout=T)
     assert r.content == b"v2" and r.headers["ETag"] == new_etag
 
-    # Unquoted and weak forms of the current version are accepted.
+    # The unquoted form of the current version is accepted; a weak tag never
+    # matches (If-Match compares strongly) and is refused without a change.
     r = requests.put(url, data=b"v4", headers={"If-Match": new_etag.strip('"')}, timeout=T)
     assert r.status_code == 200, r.text
-    r = requests.put(url, data=b"v5", headers={"If-Match": "W/" + r.headers["ETag"]}, timeout=T)
+    cur = r.headers["ETag"]
+    r = requests.put(url, data=b"weak", headers={"If-Match": "W/" + cur}, timeout=T)
+    assert r.status_code == 400
+    assert_error_shape(r.content, code="bad_precondition")
+    r = requests.put(url, data=b"v5", headers={"If-Match": cur}, timeout=T)
     assert r.status_code == 200, r.text
 
     # "*" matches any existing key.

@@ -59,6 +59,23 @@ def test_shards_bad_limit(server, limit):
     assert_error_shape(r.content, code="bad_limit")
 
 
+def test_shards_data_is_bounded(start_server):
+    # Listing holds the shard lock: the answer stops growing past 4 MiB and says so.
+    s = start_server("--shards", "1")
+    big = b"x" * (1024 * 1024)
+    for i in range(6):
+        assert requests.put(s.url(f"/v1/kv/big{i}"), data=big, timeout=T).status_code == 201
+    r = requests.get(s.url("/shards?data=1&limit=100"), timeout=T)
+    assert r.status_code == 200
+    assert len(r.content) <= 4 * 1024 * 1024 + 4096
+    shard = r.json()["shards"][0]
+    assert shard["keys"] == 6
+    assert shard.get("data_truncated") is True
+    assert 0 < len(shard["data"]) < 6
+    small = requests.get(s.url("/shards?data=1&limit=1"), timeout=T).json()["shards"][0]
+    assert "data_truncated" not in small
+
+
 def test_health(server):
     r = requests.get(server.url("/health"), timeout=T)
     assert r.status_code == 200
