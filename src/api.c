@@ -222,7 +222,6 @@ static int handle_kv(api_worker *w, const http_request *req, skv_slice body, rep
 
 /* ---- operational routes -------------------------------------------------------------------- */
 
-static const unsigned GET_HEAD = 1u << HTTP_M_GET | 1u << HTTP_M_HEAD;
 
 static double uptime_seconds(const api_env *env) {
     return (double)(uv_hrtime() / 1000000 - env->start_ms) / 1000.0;
@@ -256,7 +255,7 @@ static void list_entry(void *arg, const ht_entry *e) {
 }
 
 static int handle_shards(api_worker *w, const http_request *req, reply *r) {
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_SHARDS;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_SHARDS;
     api_env *env = w->env;
     store *st = env->st;
     ring *map = store_map(st);
@@ -301,14 +300,13 @@ static int handle_shards(api_worker *w, const http_request *req, reply *r) {
         skv_buf_append(&b, "}", 1);
     }
     skv_buf_append_cstr(&b, "]}");
-    reply_start(r, 200);
-    reply_json_buf(r, &b);
+    reply_json(r, 200, &b);
     skv_buf_free(&b);
     return API_ROUTE_SHARDS;
 }
 
 static int handle_health(api_worker *w, const http_request *req, reply *r) {
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_HEALTH;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_HEALTH;
     api_env *env = w->env;
     store *st = env->st;
     int state = atomic_load(&env->state);
@@ -327,15 +325,14 @@ static int handle_health(api_worker *w, const http_request *req, reply *r) {
                        (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh));
     }
     skv_buf_append_cstr(&b, "]}");
-    reply_start(r, 200);
-    reply_json_buf(r, &b);
+    reply_json(r, 200, &b);
     skv_buf_free(&b);
     return API_ROUTE_HEALTH;
 }
 
 static int handle_live(api_worker *w, const http_request *req, reply *r) {
     (void)w;
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_LIVE;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_LIVE;
     static const char body[] = "{\"status\":\"alive\"}";
     reply_start(r, 200);
     reply_body(r, "application/json", body, sizeof body - 1);
@@ -343,7 +340,7 @@ static int handle_live(api_worker *w, const http_request *req, reply *r) {
 }
 
 static int handle_ready(api_worker *w, const http_request *req, reply *r) {
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_READY;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_READY;
     int state = atomic_load(&w->env->state);
     if (state == API_STATE_READY) {
         static const char body[] = "{\"status\":\"ready\"}";
@@ -365,7 +362,7 @@ static int handle_ready(api_worker *w, const http_request *req, reply *r) {
     return API_ROUTE_READY;
 }
 
-void api_render_metrics(api_env *env, skv_buf *out) {
+static void render_metrics(api_env *env, skv_buf *out) {
     store *st = env->st;
     uint32_t n = st->nshards;
     uint64_t *keys = skv_calloc(n, sizeof *keys);
@@ -386,10 +383,10 @@ void api_render_metrics(api_env *env, skv_buf *out) {
 }
 
 static int handle_metrics(api_worker *w, const http_request *req, reply *r) {
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_METRICS;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_METRICS;
     skv_buf b;
     skv_buf_init(&b);
-    api_render_metrics(w->env, &b);
+    render_metrics(w->env, &b);
     reply_start(r, 200);
     reply_body(r, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     skv_buf_free(&b);
@@ -398,7 +395,7 @@ static int handle_metrics(api_worker *w, const http_request *req, reply *r) {
 
 static int handle_root(api_worker *w, const http_request *req, reply *r) {
     (void)w;
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", GET_HEAD)) return API_ROUTE_ROOT;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_ROOT;
     skv_buf b;
     skv_buf_init(&b);
     skv_buf_printf(&b,
@@ -406,8 +403,7 @@ static int handle_root(api_worker *w, const http_request *req, reply *r) {
                    "\"/health\",\"/health/live\",\"/health/ready\",\"/metrics\",\"/store\",\"/store/{userId}\","
                    "\"/put\",\"/get\",\"/delete\",\"/kv\"]}",
                    SKV_VERSION);
-    reply_start(r, 200);
-    reply_json_buf(r, &b);
+    reply_json(r, 200, &b);
     skv_buf_free(&b);
     return API_ROUTE_ROOT;
 }

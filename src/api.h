@@ -85,7 +85,4 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
  * probes are served there); returns the route id. */
 int api_dispatch_metrics_port(api_worker *w, const http_request *req, reply *r);
 
-/* Appends the Prometheus exposition for the whole node to out. */
-void api_render_metrics(api_env *env, skv_buf *out);
-
 #endif

@@ -7,6 +7,9 @@
 
 #include "api.h"
 
+/* The method mask of read-only routes. */
+#define API_GET_HEAD (1u << HTTP_M_GET | 1u << HTTP_M_HEAD)
+
 /* 1 when req's method is in mask (bits 1 << enum http_method); otherwise
  * answers OPTIONS (204), an unknown method (501) or 405, all with Allow. */
 int api_method_allowed(const http_request *req, reply *r, const char *allow, unsigned mask);

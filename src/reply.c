@@ -9,7 +9,6 @@
 
 void reply_start(reply *r, int status) {
     r->status = status;
-    r->finished = 0;
     /* The hot statuses skip snprintf. */
     static const char ok[] = "HTTP/1.1 200 OK\r\n", created[] = "HTTP/1.1 201 Created\r\n",
                       not_found[] = "HTTP/1.1 404 Not Found\r\n";
@@ -68,12 +67,15 @@ void reply_body(reply *r, const char *content_type, const void *body, size_t len
     else
         skv_buf_append(o, "Connection: close\r\n\r\n", 21);
     if (!r->head_only) skv_buf_append(o, body, len);
-    r->body_bytes = len;
-    r->finished = 1;
 }
 
 void reply_json_buf(reply *r, const skv_buf *json) {
     reply_body(r, "application/json", json->data, json->len);
+}
+
+void reply_json(reply *r, int status, const skv_buf *json) {
+    reply_start(r, status);
+    reply_json_buf(r, json);
 }
 
 void reply_error(reply *r, int status, const char *code, const char *fmt, ...) {
@@ -95,8 +97,7 @@ void reply_error(reply *r, int status, const char *code, const char *fmt, ...) {
         skv_buf_append_cstr(&b, "\"");
     }
     skv_buf_append_cstr(&b, "}");
-    reply_start(r, status);
-    reply_json_buf(r, &b);
+    reply_json(r, status, &b);
     skv_buf_free(&b);
 }
 

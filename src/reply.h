@@ -2,8 +2,9 @@
  * reply — writes HTTP/1.1 responses straight into a connection's output
  * buffer.
  *
- * A handler calls reply_start(), any number of reply_header*(), then
- * exactly one of reply_body() / reply_json_buf() / reply_error().  The
+ * A handler either calls reply_start(), any number of reply_header*(),
+ * then exactly one of reply_body() / reply_json_buf(); or calls one of
+ * reply_json() / reply_error(), which write the whole response.  The
  * writer adds Date, Content-Length (except on 204) and Connection itself and drops the body
  * bytes (not the Content-Length) for HEAD requests, so handlers never
  * special-case HEAD.  Because it writes into the output buffer directly, a
@@ -30,8 +31,6 @@ typedef struct reply {
     int keep_alive;         /* 0 -> "Connection: close" */
     int seed_style;         /* add "detail" to error bodies */
     int status;             /* set by reply_start */
-    int finished;           /* set by the body functions */
-    size_t body_bytes;      /* body length announced */
     const char *extra;      /* optional extra header lines ("Allow: GET\r\n"), written by reply_start */
 } reply;
 
@@ -45,6 +44,8 @@ void reply_etag(reply *r, uint64_t version);
 void reply_body(reply *r, const char *content_type, const void *body, size_t len);
 /* Same, for a JSON body built in a buffer. */
 void reply_json_buf(reply *r, const skv_buf *json);
+/* Complete response with no extra headers: reply_start(status) + reply_json_buf(json). */
+void reply_json(reply *r, int status, const skv_buf *json);
 /* Complete error response: reply_start(status) + JSON error body.
  * code is a stable snake_case identifier; message is human text. */
 void reply_error(reply *r, int status, const char *code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -26,8 +26,6 @@
 #include "api_internal.h"
 #include "err.h"
 
-static const unsigned M_GET = 1u << HTTP_M_GET | 1u << HTTP_M_HEAD;
-
 /* 1 when the request's Content-Type may carry a JSON body. */
 static int json_content_type(skv_slice ct) {
     if (!ct.ptr || ct.len == 0) return 1;
@@ -108,11 +106,6 @@ out:
     return rc;
 }
 
-static void reply_buf(reply *r, int status, skv_buf *b) {
-    reply_start(r, status);
-    reply_json_buf(r, b);
-}
-
 /* ---- seed 000: POST /store, GET /store/{userId} -------------------------------------------- */
 
 static int handle_store(api_worker *w, const http_request *req, skv_slice body, reply *r) {
@@ -134,7 +127,7 @@ static int handle_store(api_worker *w, const http_request *req, skv_slice body, 
             skv_buf_reset(&w->tmp);
             skv_buf_printf(&w->tmp, "{\"message\":\"Data stored in shard %u\",\"shard\":%u,\"version\":%llu}", shard_id,
                            shard_id, (unsigned long long)res.version);
-            reply_buf(r, 200, &w->tmp);
+            reply_json(r, 200, &w->tmp);
         }
     }
     json_decref(root);
@@ -155,7 +148,7 @@ static void copy_value(void *arg, const ht_entry *e) {
 }
 
 static int handle_store_get(api_worker *w, const http_request *req, reply *r) {
-    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", M_GET)) return API_ROUTE_SEED_STORE_GET;
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_SEED_STORE_GET;
     int64_t uid;
     skv_slice id = skv_slice_make(req->path.ptr + 7, req->path.len - 7);
     if (skv_slice_to_i64(id, &uid) != SKV_OK) {
@@ -174,7 +167,7 @@ static int handle_store_get(api_worker *w, const http_request *req, reply *r) {
         return API_ROUTE_SEED_STORE_GET;
     }
     skv_buf_printf(b, ",\"shard\":%u,\"version\":%llu}", shard_id, (unsigned long long)fc.version);
-    reply_buf(r, 200, b);
+    reply_json(r, 200, b);
     return API_ROUTE_SEED_STORE_GET;
 }
 
@@ -214,7 +207,7 @@ static int handle_put(api_worker *w, const http_request *req, skv_slice body, re
                 skv_buf_append_cstr(b, "{\"status\":\"ok\",\"key\":\"");
                 skv_buf_append_json_str(b, key.ptr, key.len);
                 skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}", shard_id, (unsigned long long)res.version);
-                reply_buf(r, 200, b);
+                reply_json(r, 200, b);
             }
         }
     }
@@ -281,7 +274,7 @@ static int handle_delete(api_worker *w, const http_request *req, reply *r, int s
     skv_buf_append_cstr(b, seed_kv ? "{\"status\":\"deleted\",\"data\":{\"key\":\"" : "{\"status\":\"deleted\",\"key\":\"");
     skv_buf_append_json_str(b, key.ptr, key.len);
     skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}%s", shard_id, (unsigned long long)res.version, seed_kv ? "}" : "");
-    reply_buf(r, 200, b);
+    reply_json(r, 200, b);
     return 1;
 }
 
@@ -306,7 +299,7 @@ static int handle_kv_put(api_worker *w, const http_request *req, skv_slice body,
             skv_buf_append_cstr(b, "{\"status\":\"ok\",\"data\":{\"key\":\"");
             skv_buf_append_json_str(b, key.ptr, key.len);
             skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}}", shard_id, (unsigned long long)res.version);
-            reply_buf(r, 200, b);
+            reply_json(r, 200, b);
         }
     }
     json_decref(root);
@@ -314,7 +307,7 @@ static int handle_kv_put(api_worker *w, const http_request *req, skv_slice body,
 }
 
 static int handle_seed_kv(api_worker *w, const http_request *req, skv_slice body, reply *r) {
-    const unsigned mask = M_GET | 1u << HTTP_M_PUT | 1u << HTTP_M_DELETE;
+    const unsigned mask = API_GET_HEAD | 1u << HTTP_M_PUT | 1u << HTTP_M_DELETE;
     if (!api_method_allowed(req, r, "GET, HEAD, PUT, DELETE, OPTIONS", mask)) return API_ROUTE_SEED_KV;
     if (req->method == HTTP_M_PUT) handle_kv_put(w, req, body, r);
     else if (req->method == HTTP_M_DELETE) handle_delete(w, req, r, 1);
@@ -331,7 +324,7 @@ int seed_dispatch(api_worker *w, const http_request *req, skv_slice body, reply 
     if (p.len > 7 && memcmp(p.ptr, "/store/", 7) == 0) return handle_store_get(w, req, r);
     if (skv_slice_eq_cstr(p, "/put")) return handle_put(w, req, body, r);
     if (skv_slice_eq_cstr(p, "/get")) {
-        if (api_method_allowed(req, r, "GET, HEAD, OPTIONS", M_GET)) handle_get(w, req, r, 0);
+        if (api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) handle_get(w, req, r, 0);
         return API_ROUTE_SEED_GET;
     }
     if (skv_slice_eq_cstr(p, "/delete")) {

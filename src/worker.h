@@ -62,8 +62,11 @@ struct server {
 
 /* conn.c */
 void conn_accept(worker *w, uv_stream_t *listener, int metrics_only);
-/* Closes idle connections and marks busy ones to close after their response
- * (force: close every connection now). */
+/* Closes idle and lingering connections; marks those with a response in
+ * flight and no request pending to close once it is written.  The others
+ * (a request still arriving or held back) close after their response, which
+ * says "Connection: close" while draining; the tick calls this again until
+ * none is left.  force: close every connection now. */
 void conn_drain_all(worker *w, int force);
 /* Enforces idle, request and linger timeouts; called from the tick timer. */
 void conn_sweep(worker *w, uint64_t now_ms);
