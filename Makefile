@@ -94,7 +94,7 @@ integration-san: build/san/shardkv
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,build/fuzz/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 # Fuzz targets link only the leaf modules they exercise.
-FUZZ_SRC := src/http.c src/buf.c src/mem.c src/err.c
+FUZZ_SRC := src/http.c src/buf.c src/mem.c src/err.c src/wal.c src/crc32c.c src/io.c src/log.c
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(wildcard src/*.h) | build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc $< $(FUZZ_SRC) -o $@
 

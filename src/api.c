@@ -87,18 +87,58 @@ void api_reply_write_error(reply *r, int rc, skv_slice key) {
     case SKV_ENOTFOUND: reply_error(r, 404, "not_found", "key '%.*s' not found", n, key.ptr); break;
     case SKV_EPRECOND: reply_error(r, 412, "precondition_failed", "the key's current version does not match the precondition"); break;
     case SKV_ENOMEM: reply_error(r, 507, "insufficient_storage", "out of memory storing the value"); break;
+    case SKV_ENOSPACE:
+        reply_error(r, 507, "insufficient_storage", "the disk is full: the write was not stored (reads still work)");
+        break;
+    case SKV_EIO:
+        r->extra = "Retry-After: 5\r\n";
+        reply_error(r, 503, "storage_unavailable",
+                    "the shard refuses writes after an I/O error; restart the node to recover from its log");
+        r->extra = NULL;
+        break;
     default: reply_error(r, 500, "internal", "%s", skv_strerror(rc)); break;
     }
 }
 
-int api_write(api_worker *w, shard_write *wr, uint32_t *shard_out, shard_result *res) {
+/* ?durability=sync|async; 0 after answering 400. */
+static int parse_durability(const http_request *req, int *async, reply *r) {
+    char tmp[16];
+    skv_buf v = { tmp, 0, 0 };
+    skv_buf_init(&v);
+    int found = http_query_get(req->query, "durability", &v);
+    int ok = 1;
+    *async = 0;
+    if (found == 1) {
+        skv_slice val = skv_slice_make(v.data ? v.data : "", v.len);
+        if (skv_slice_eq_cstr(val, "async")) *async = 1;
+        else if (!skv_slice_eq_cstr(val, "sync")) ok = 0;
+    } else if (found < 0) {
+        ok = 0;
+    }
+    skv_buf_free(&v);
+    (void)tmp;
+    if (!ok) reply_error(r, 400, "bad_durability", "durability must be sync (default) or async");
+    return ok;
+}
+
+int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
+              shard_result *res) {
     store *st = w->env->st;
+    if (!parse_durability(req, &wr->async, r)) return API_WRITE_ANSWERED;
+    wr->waiter = r->waiter;
     uint64_t h;
     uint32_t id = store_locate(st, wr->key, &h);
     *shard_out = id;
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
-    return shard_apply(store_shard(st, id), h, wr, res);
+    int rc = shard_apply(store_shard(st, id), h, wr, res);
+    if (rc == SKV_OK) {
+        r->held = res->pending;
+        r->accepted = wr->async;
+    }
+    return rc;
 }
+
+void api_write_failed(reply *r, int err) { api_reply_write_error(r, err, skv_slice_make("", 0)); }
 
 int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg) {
     store *st = w->env->st;
@@ -214,9 +254,9 @@ static int handle_kv(api_worker *w, const http_request *req, skv_slice body, rep
         wr.op = SHARD_OP_DELETE;
     }
     shard_result res;
-    int rc = api_write(w, &wr, &shard_id, &res);
+    int rc = api_write(w, req, r, &wr, &shard_id, &res);
     if (rc == SKV_OK) kv_written(w, r, key, shard_id, &res, wr.op == SHARD_OP_DELETE);
-    else api_reply_write_error(r, rc, key);
+    else if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
     return API_ROUTE_KV;
 }
 
@@ -416,8 +456,17 @@ static int path_has_prefix(const http_request *req, const char *p, size_t n) {
     return req->path.len > n && memcmp(req->path.ptr, p, n) == 0;
 }
 
+/* Data routes answer 503 until recovery has loaded the shards. */
+static int recovering(api_worker *w, reply *r) {
+    if (atomic_load(&w->env->state) != API_STATE_STARTING) return 0;
+    r->extra = "Retry-After: 1\r\n";
+    reply_error(r, 503, "recovering", "the node is still recovering its data; retry shortly");
+    r->extra = NULL;
+    return 1;
+}
+
 int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r) {
-    if (path_has_prefix(req, "/v1/kv/", 7)) return handle_kv(w, req, body, r);
+    if (path_has_prefix(req, "/v1/kv/", 7)) return recovering(w, r) ? API_ROUTE_KV : handle_kv(w, req, body, r);
     if (path_is(req, "/shards")) return handle_shards(w, req, r);
     if (path_is(req, "/health")) return handle_health(w, req, r);
     if (path_is(req, "/health/live")) return handle_live(w, req, r);
@@ -428,8 +477,8 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
         api_method_allowed(req, r, "GET, HEAD, POST, PUT, DELETE, OPTIONS", 0);
         return API_ROUTE_ROOT;
     }
-    int route = seed_dispatch(w, req, body, r);
-    if (route >= 0) return route;
+    int route = seed_route_of(req);
+    if (route >= 0) return recovering(w, r) ? route : seed_dispatch(w, req, body, r);
     reply_error(r, 404, "not_found", "no route for %.*s", (int)(req->path.len > 200 ? 200 : req->path.len),
                 req->path.ptr);
     return API_ROUTE_NOT_FOUND;

@@ -81,6 +81,10 @@ void api_worker_destroy(api_worker *w);
 
 /* Handles one request on the main port; returns the route id. */
 int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r);
+/* Writes the error response of a write whose log write failed after it was
+ * accepted (err: SKV_ENOSPACE -> 507, SKV_EIO -> 503). */
+void api_write_failed(reply *r, int err);
+
 /* Handles one request on the metrics port (only /metrics and the health
  * probes are served there); returns the route id. */
 int api_dispatch_metrics_port(api_worker *w, const http_request *req, reply *r);

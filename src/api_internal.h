@@ -21,8 +21,15 @@ int api_check_value(api_worker *w, size_t len, reply *r);
 /* Answers the error for a shard_apply/shard_get code (404, 412, 507, 500). */
 void api_reply_write_error(reply *r, int rc, skv_slice key);
 
-/* Places and applies one mutation, counting it in the shard metrics. */
-int api_write(api_worker *w, shard_write *wr, uint32_t *shard_out, shard_result *res);
+/* api_write's return when it already answered (bad ?durability). */
+#define API_WRITE_ANSWERED 1
+
+/* Places and applies one mutation, counting it in the shard metrics.
+ * Reads ?durability=sync|async from req; a write that must wait for the
+ * disk marks r->held, an async one r->accepted (202).  Returns 0, a
+ * shard_apply error, or API_WRITE_ANSWERED. */
+int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
+              shard_result *res);
 /* Places and reads one key; fn runs under the shard lock. */
 int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg);
 
@@ -30,6 +37,8 @@ int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn
  * else as a JSON string. */
 void api_append_value_json(skv_buf *b, const ht_entry *e);
 
+/* seed.c: the route id of a seed route, or -1 when the path is not one. */
+int seed_route_of(const http_request *req);
 /* seed.c: handles the seed systems' routes; returns the route id, or -1
  * when the path is not one of them (nothing written). */
 int seed_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r);

@@ -7,11 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "err.h"
 #include "log.h"
 #include "ring.h"
 
-enum opt_kind { OPT_STR, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_MS, OPT_PLACEMENT, OPT_HASH, OPT_LEVEL, OPT_FORMAT, OPT_BOOL };
+enum opt_kind { OPT_STR, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_MS, OPT_PLACEMENT, OPT_HASH, OPT_LEVEL, OPT_FORMAT, OPT_BOOL, OPT_FSYNC };
 
 typedef struct opt_def {
     const char *name;   /* flag without dashes; env var is SHARDKV_ + upper-case with '_' */
@@ -38,6 +39,10 @@ static const opt_def opts[] = {
     { "log-level", OPT_LEVEL, F(log_level), 0, 0, "debug|info|warn|error|off", "log level (debug traces every placement)" },
     { "log-format", OPT_FORMAT, F(log_format), 0, 0, "text|json", "log line format" },
     { "access-log", OPT_BOOL, F(access_log), 0, 1, "on|off", "one log line per request" },
+    { "fsync", OPT_FSYNC, F(fsync_policy), 0, 0, "always|everysec|never",
+      "always: acknowledge writes once on disk; everysec: up to ~1 s of acknowledged writes lost on power loss" },
+    { "snapshot-bytes", OPT_SIZE, F(snapshot_bytes), 0, 1ull << 40, "BYTES",
+      "snapshot a shard and drop its old log once the log is this big (0 = never)" },
     { "max-header-bytes", OPT_SIZE, F(max_header_bytes), 256, 1u << 24, "BYTES", "request line + headers (431 over it)" },
     { "max-uri-bytes", OPT_SIZE, F(max_uri_bytes), 16, 1u << 24, "BYTES", "request target (414 over it)" },
     { "max-body-bytes", OPT_SIZE, F(max_body_bytes), 0, 1ull << 30, "BYTES", "request body (413 over it)" },
@@ -65,6 +70,8 @@ void config_defaults(skv_config *c) {
     c->log_level = LOG_LEVEL_INFO;
     c->log_format = LOG_FORMAT_TEXT;
     c->access_log = 0;
+    c->fsync_policy = FSYNC_ALWAYS;
+    c->snapshot_bytes = 64u * 1024 * 1024;
     c->max_header_bytes = 16 * 1024;
     c->max_uri_bytes = 8 * 1024;
     c->max_body_bytes = 2 * 1024 * 1024;
@@ -155,6 +162,7 @@ static int apply(skv_config *c, const opt_def *o, const char *val, const char *o
     case OPT_LEVEL: e = log_level_parse(val); break;
     case OPT_FORMAT: e = log_format_parse(val); break;
     case OPT_BOOL: e = parse_bool(val); break;
+    case OPT_FSYNC: e = commit_policy_parse(val); break;
     }
     if (o->kind >= OPT_PLACEMENT) {
         if (e < 0) rc = SKV_EINVAL;
@@ -189,6 +197,7 @@ void config_usage(FILE *out) {
             "Usage:\n"
             "  shardkv [serve] [OPTIONS]       run a node (the default command)\n"
             "  shardkv ring [OPTIONS]          placement balance and movement report (shardkv ring --help)\n"
+            "  shardkv check --data-dir D [--repair]   verify a stopped node's snapshots and logs\n"
             "  shardkv --version | --help\n\n"
             "Options (each also read from the environment as SHARDKV_<NAME>, e.g. SHARDKV_MAX_BODY_BYTES;\n"
             "flags win).  Sizes take K/M/G suffixes, durations ms/s/m:\n",
@@ -210,6 +219,7 @@ void config_usage(FILE *out) {
         case OPT_LEVEL: fprintf(out, " [info]"); break;
         case OPT_FORMAT: fprintf(out, " [text]"); break;
         case OPT_BOOL: fprintf(out, " [%s]", *(const int *)f ? "on" : "off"); break;
+        case OPT_FSYNC: fprintf(out, " [%s]", commit_policy_name(*(const int *)f)); break;
         }
         fputc('\n', out);
     }

@@ -27,6 +27,8 @@ typedef struct skv_config {
     int log_level;            /* enum log_level */
     int log_format;           /* enum log_format */
     int access_log;           /* 1 = one line per request on stderr */
+    int fsync_policy;         /* enum fsync_policy (commit.h) */
+    size_t snapshot_bytes;    /* log size per shard that triggers a snapshot; 0 = never */
 
     /* Limits. */
     size_t max_header_bytes;  /* request line + headers -> 431 */

@@ -27,6 +27,7 @@
  * or LINGER_MS passes, so that the client reads the response instead of a
  * reset.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@
 #define LINGER_MS 2000
 #define IN_MIN_ALLOC (16 * 1024)
 #define IN_MAX_STEP (256 * 1024)
+#define HELD_IN_MAX (64 * 1024) /* input buffered behind a pending write before reading pauses */
 
 struct conn {
     uv_tcp_t handle;
@@ -66,11 +68,23 @@ struct conn {
     int lingering;
     int sent_continue;
     int in_close;           /* uv_close called */
+    int held;               /* a response waits for its write to be durable */
+    int zombie;             /* closed while held: freed when the write completes */
+    shard_waiter waiter;    /* registered with the shard by a pending write */
+    conn *inbox_next;       /* worker inbox link (completed writes) */
+    skv_buf held_out;       /* the held response */
+    struct {                /* what the deferred metrics and access log need */
+        int route, method, keep_alive, seed_style;
+        uint64_t t0;
+        size_t req_bytes;
+        char line[300];     /* method and target, for the access log */
+    } hold;
     int eof;                /* the client closed its side */
     char peer[48];
 };
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void deliver(shard_waiter *wt);
 static void conn_close(conn *c);
 static void conn_flush(conn *c);
 static void resume_reading(conn *c);
@@ -85,8 +99,7 @@ static void list_remove(worker *w, conn *c) {
     c->prev = c->next = NULL;
 }
 
-static void on_closed(uv_handle_t *h) {
-    conn *c = h->data;
+static void conn_free(conn *c) {
     worker *w = c->w;
     list_remove(w, c);
     w->nconns--;
@@ -96,7 +109,15 @@ static void on_closed(uv_handle_t *h) {
     skv_buf_free(&c->out);
     skv_buf_free(&c->wbuf);
     skv_buf_free(&c->body);
+    skv_buf_free(&c->held_out);
     free(c);
+}
+
+static void on_closed(uv_handle_t *h) {
+    conn *c = h->data;
+    /* A pending write still points at c->waiter: free once it is delivered. */
+    if (c->held) c->zombie = 1;
+    else conn_free(c);
 }
 
 static void conn_close(conn *c) {
@@ -245,14 +266,38 @@ static void access_log(conn *c, const http_request *req, int status, size_t byte
     skv_buf_free(&line);
 }
 
+/* The response of a pending write waits in held_out until the write is
+ * durable (conn_write_done); processing of this connection pauses. */
+static void hold(conn *c, const http_request *req, const reply *r, int route, size_t before, uint64_t t0,
+                 size_t req_bytes) {
+    c->held = 1;
+    skv_buf_reset(&c->held_out);
+    skv_buf_append(&c->held_out, c->out.data + before, c->out.len - before);
+    c->out.len = before;
+    if (c->out.cap) c->out.data[before] = '\0';
+    c->hold.route = route;
+    c->hold.method = req->method;
+    c->hold.keep_alive = r->keep_alive;
+    c->hold.seed_style = r->seed_style;
+    c->hold.t0 = t0;
+    c->hold.req_bytes = req_bytes;
+    snprintf(c->hold.line, sizeof c->hold.line, "%.*s %.*s", (int)req->method_name.len, req->method_name.ptr,
+             (int)(req->target.len > 256 ? 256 : req->target.len), req->target.ptr);
+}
+
 static void dispatch(conn *c, const http_request *req, skv_slice body) {
     worker *w = c->w;
     reply r;
     reply_init(c, &r, req, req->keep_alive);
+    r.waiter = &c->waiter;
     size_t before = c->out.len;
     uint64_t t0 = uv_hrtime();
     int route = c->metrics_only ? api_dispatch_metrics_port(&w->api, req, &r)
                                 : api_dispatch(&w->api, req, body, &r);
+    if (r.held) {
+        hold(c, req, &r, route, before, t0, body.len);
+        return;
+    }
     uint64_t ns = uv_hrtime() - t0;
     size_t bytes = c->out.len - before;
     metrics_http_observe(w->api.mw, (unsigned)route, req->method, r.status, ns, body.len, bytes);
@@ -303,7 +348,7 @@ static size_t process(conn *c, const char *data, size_t len) {
     const skv_config *cfg = w->srv->cfg;
     size_t pos = 0;
     http_request req;
-    while (pos < len && !c->closing && !c->in_close) {
+    while (pos < len && !c->closing && !c->in_close && !c->held) {
         if (c->out.len >= OUT_HIGH_WATER) { /* backpressure: finish writing first */
             c->backlogged = 1;
             break;
@@ -421,6 +466,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         if (c->in_close) return;
         c->eof = 1;
         uv_read_stop(stream);
+        if (c->held) return; /* answer the pending write and what follows it first (write_done) */
         if (!c->writing && c->out.len == 0) conn_close(c);
         else c->closing = 1, conn_flush(c);
         return;
@@ -451,7 +497,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     }
     conn_flush(c);
     drain_backlog(c);
-    if (!c->closing && !c->in_close && (c->backlogged || c->out.len >= OUT_HIGH_WATER) && !c->reading_paused) {
+    int held_full = c->held && c->in.len > HELD_IN_MAX;
+    if (!c->closing && !c->in_close && (c->backlogged || held_full || c->out.len >= OUT_HIGH_WATER) &&
+        !c->reading_paused) {
         c->reading_paused = 1;
         uv_read_stop(stream);
     }
@@ -480,6 +528,7 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
     conn *c = skv_calloc(1, sizeof *c);
     c->w = w;
     c->metrics_only = metrics_only;
+    c->waiter.deliver = deliver;
     http_chunked_init(&c->chunked);
     uv_tcp_init(&w->loop, &c->handle);
     c->handle.data = c;
@@ -518,7 +567,7 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only) {
 }
 
 static int conn_idle(const conn *c) {
-    return c->in.len == 0 && c->out.len == 0 && !c->writing && c->req_start_ms == 0;
+    return c->in.len == 0 && c->out.len == 0 && !c->writing && c->req_start_ms == 0 && !c->held;
 }
 
 void conn_drain_all(worker *w, int force) {
@@ -554,5 +603,82 @@ void conn_sweep(worker *w, uint64_t now) {
             continue;
         }
         if (conn_idle(c) && now - c->last_active_ms >= cfg->idle_timeout_ms) conn_close(c);
+    }
+}
+
+/* ---- durable-write completions ------------------------------------------------------------- */
+
+/* The status code of a response we wrote ("HTTP/1.1 201 Created..."). */
+static int http_status_of(const char *p, size_t n) {
+    if (n < 12) return 0;
+    return (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+}
+
+/* Called by a flusher thread: hands the connection back to its worker. */
+static void deliver(shard_waiter *wt) {
+    conn *c = (conn *)(void *)((char *)wt - offsetof(conn, waiter));
+    worker *w = c->w;
+    pthread_mutex_lock(&w->inbox_mu);
+    c->inbox_next = w->inbox;
+    w->inbox = c;
+    pthread_mutex_unlock(&w->inbox_mu);
+    uv_async_send(&w->inbox_async);
+}
+
+/* On the worker: the held response goes out (or its error instead), and the
+ * connection carries on with what it has buffered. */
+static void write_done(conn *c) {
+    worker *w = c->w;
+    c->held = 0;
+    if (c->zombie) {
+        conn_free(c);
+        return;
+    }
+    reply r;
+    reply_init(c, &r, NULL, c->hold.keep_alive);
+    size_t before = c->out.len;
+    if (c->waiter.status == SKV_OK) {
+        skv_buf_append(&c->out, c->held_out.data, c->held_out.len);
+        r.status = http_status_of(c->held_out.data, c->held_out.len);
+    } else {
+        r.seed_style = c->hold.seed_style;
+        r.keep_alive = c->hold.keep_alive;
+        api_write_failed(&r, c->waiter.status);
+    }
+    skv_buf_reset(&c->held_out);
+    uint64_t ns = uv_hrtime() - c->hold.t0;
+    size_t bytes = c->out.len - before;
+    metrics_http_observe(w->api.mw, (unsigned)c->hold.route, c->hold.method, r.status, ns, c->hold.req_bytes, bytes);
+    if (w->srv->cfg->access_log) {
+        char line[512];
+        int n = snprintf(line, sizeof line, "access %s \"%s\" %d %zu %.3fms\n", c->peer, c->hold.line, r.status, bytes,
+                         (double)ns / 1e6);
+        if (n > 0) log_access(line, (unsigned long)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+    }
+    if (!r.keep_alive) c->closing = 1;
+    conn_flush(c);
+    if (c->in_close) return;
+    if (!c->closing) {
+        process_pending(c);
+        drain_backlog(c);
+    }
+    if (c->eof && !c->held) { /* the client had closed its side: answer, then close */
+        c->closing = 1;
+        conn_flush(c);
+        return;
+    }
+    if (!c->closing && !c->eof && !c->held && !c->backlogged && c->out.len < OUT_HIGH_WATER) resume_reading(c);
+}
+
+void conn_inbox_run(worker *w) {
+    pthread_mutex_lock(&w->inbox_mu);
+    conn *list = w->inbox;
+    w->inbox = NULL;
+    pthread_mutex_unlock(&w->inbox_mu);
+    /* The inbox is LIFO; order between connections does not matter. */
+    while (list) {
+        conn *next = list->inbox_next;
+        write_done(list);
+        list = next;
     }
 }

@@ -1,12 +1,14 @@
 /*
  * main — command dispatch: `shardkv [serve] [options]` runs a node,
- * `shardkv ring ...` prints placement statistics.
+ * `shardkv ring ...` prints placement statistics, `shardkv check ...`
+ * verifies (and repairs) a stopped node's data directory.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "check.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -33,6 +35,7 @@ static int serve(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "ring") == 0) return ringstat_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "check") == 0) return check_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "serve") == 0) return serve(argc - 1, argv + 1);
     return serve(argc, argv);
 }

@@ -8,6 +8,7 @@
 #include "http.h"
 
 void reply_start(reply *r, int status) {
+    if (r->accepted && status >= 200 && status < 300) status = 202;
     r->status = status;
     /* The hot statuses skip snprintf. */
     static const char ok[] = "HTTP/1.1 200 OK\r\n", created[] = "HTTP/1.1 201 Created\r\n",

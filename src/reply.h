@@ -32,6 +32,9 @@ typedef struct reply {
     int seed_style;         /* add "detail" to error bodies */
     int status;             /* set by reply_start */
     const char *extra;      /* optional extra header lines ("Allow: GET\r\n"), written by reply_start */
+    struct shard_waiter *waiter; /* for a write that must wait for the disk (set by the connection) */
+    int held;               /* set by the handler: the response is held until waiter is delivered */
+    int accepted;           /* the write was acknowledged before it is durable: 2xx becomes 202 */
 } reply;
 
 void reply_start(reply *r, int status);

@@ -84,7 +84,8 @@ static int value_bytes(json_t *v, skv_slice *out, uint32_t *flags, char **owned)
 
 /* Stores value under key; on success returns 0 with *shard and *res filled,
  * otherwise has answered the error. */
-static int put_json(api_worker *w, skv_slice key, json_t *value, reply *r, uint32_t *shard_id, shard_result *res) {
+static int put_json(api_worker *w, const http_request *req, skv_slice key, json_t *value, reply *r, uint32_t *shard_id,
+                    shard_result *res) {
     if (!api_check_key(w, key, r)) return -1;
     shard_write wr = { 0 };
     char *owned;
@@ -96,9 +97,9 @@ static int put_json(api_worker *w, skv_slice key, json_t *value, reply *r, uint3
     if (!api_check_value(w, wr.value.len, r)) goto out;
     wr.op = SHARD_OP_PUT;
     wr.key = key;
-    rc = api_write(w, &wr, shard_id, res);
+    rc = api_write(w, req, r, &wr, shard_id, res);
     if (rc != SKV_OK) {
-        api_reply_write_error(r, rc, key);
+        if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
         rc = -1;
     }
 out:
@@ -123,7 +124,7 @@ static int handle_store(api_worker *w, const http_request *req, skv_slice body, 
         size_t klen = store_pinned_key((int64_t)json_integer_value(uid), keybuf);
         uint32_t shard_id;
         shard_result res;
-        if (put_json(w, skv_slice_make(keybuf, klen), data, r, &shard_id, &res) == 0) {
+        if (put_json(w, req, skv_slice_make(keybuf, klen), data, r, &shard_id, &res) == 0) {
             skv_buf_reset(&w->tmp);
             skv_buf_printf(&w->tmp, "{\"message\":\"Data stored in shard %u\",\"shard\":%u,\"version\":%llu}", shard_id,
                            shard_id, (unsigned long long)res.version);
@@ -201,7 +202,7 @@ static int handle_put(api_worker *w, const http_request *req, skv_slice body, re
         } else {
             uint32_t shard_id;
             shard_result res;
-            if (put_json(w, key, value, r, &shard_id, &res) == 0) {
+            if (put_json(w, req, key, value, r, &shard_id, &res) == 0) {
                 skv_buf *b = &w->tmp;
                 skv_buf_reset(b);
                 skv_buf_append_cstr(b, "{\"status\":\"ok\",\"key\":\"");
@@ -264,9 +265,9 @@ static int handle_delete(api_worker *w, const http_request *req, reply *r, int s
     wr.key = key;
     uint32_t shard_id;
     shard_result res;
-    int rc = api_write(w, &wr, &shard_id, &res);
+    int rc = api_write(w, req, r, &wr, &shard_id, &res);
     if (rc != SKV_OK) {
-        api_reply_write_error(r, rc, key);
+        if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
         return 0;
     }
     skv_buf *b = &w->tmp;
@@ -293,7 +294,7 @@ static int handle_kv_put(api_worker *w, const http_request *req, skv_slice body,
         shard_result res;
         if (!value) {
             reply_error(r, 400, "missing_field", "field 'data.value' is required");
-        } else if (put_json(w, key, value, r, &shard_id, &res) == 0) {
+        } else if (put_json(w, req, key, value, r, &shard_id, &res) == 0) {
             skv_buf *b = &w->tmp;
             skv_buf_reset(b);
             skv_buf_append_cstr(b, "{\"status\":\"ok\",\"data\":{\"key\":\"");
@@ -316,6 +317,17 @@ static int handle_seed_kv(api_worker *w, const http_request *req, skv_slice body
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
+
+int seed_route_of(const http_request *req) {
+    skv_slice p = req->path;
+    if (skv_slice_eq_cstr(p, "/store")) return API_ROUTE_SEED_STORE;
+    if (p.len > 7 && memcmp(p.ptr, "/store/", 7) == 0) return API_ROUTE_SEED_STORE_GET;
+    if (skv_slice_eq_cstr(p, "/put")) return API_ROUTE_SEED_PUT;
+    if (skv_slice_eq_cstr(p, "/get")) return API_ROUTE_SEED_GET;
+    if (skv_slice_eq_cstr(p, "/delete")) return API_ROUTE_SEED_DELETE;
+    if (skv_slice_eq_cstr(p, "/kv")) return API_ROUTE_SEED_KV;
+    return -1;
+}
 
 int seed_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r) {
     skv_slice p = req->path;

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit.h"
+#include "datadir.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -150,12 +152,21 @@ static void close_listeners(worker *w) {
 }
 
 /* Stops the loop once draining and every connection is gone. */
+static void close_loop_handles(worker *w) {
+    uv_handle_t *hs[] = { (uv_handle_t *)&w->tick, (uv_handle_t *)&w->wake, (uv_handle_t *)&w->inbox_async };
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
+        if (!uv_is_closing(hs[i])) uv_close(hs[i], NULL);
+}
+
 static void maybe_exit(worker *w) {
     if (!w->draining || w->nconns > 0) return;
-    if (!uv_is_closing((uv_handle_t *)&w->tick)) {
-        uv_close((uv_handle_t *)&w->tick, NULL);
-        uv_close((uv_handle_t *)&w->wake, NULL);
-    }
+    close_loop_handles(w);
+}
+
+static void on_inbox(uv_async_t *a) {
+    worker *w = a->data;
+    conn_inbox_run(w);
+    maybe_exit(w);
 }
 
 static void on_wake(uv_async_t *a) {
@@ -208,6 +219,9 @@ static void worker_init(server *s, worker *w, unsigned id) {
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
+    uv_async_init(&w->loop, &w->inbox_async, on_inbox);
+    w->inbox_async.data = w;
+    pthread_mutex_init(&w->inbox_mu, NULL);
     w->limits.max_head_bytes = s->cfg->max_header_bytes;
     w->limits.max_uri_bytes = s->cfg->max_uri_bytes;
     w->rbuf = skv_malloc(WORKER_READ_BUF);
@@ -221,9 +235,9 @@ static void worker_destroy(worker *w) {
     if (w->listen_fd >= 0 && !w->started) close(w->listen_fd);
     if (w->metrics_fd >= 0 && !w->started) close(w->metrics_fd);
     /* A loop that ran closed these itself (maybe_exit); one that never ran did not. */
-    if (!uv_is_closing((uv_handle_t *)&w->wake)) uv_close((uv_handle_t *)&w->wake, NULL);
-    if (!uv_is_closing((uv_handle_t *)&w->tick)) uv_close((uv_handle_t *)&w->tick, NULL);
+    close_loop_handles(w);
     uv_run(&w->loop, UV_RUN_NOWAIT); /* let pending close callbacks run */
+    pthread_mutex_destroy(&w->inbox_mu);
     uv_loop_close(&w->loop);
     api_worker_destroy(&w->api);
     free(w->rbuf);
@@ -279,6 +293,7 @@ int server_new(const skv_config *cfg, server **out) {
         free(s);
         return err;
     }
+    s->lock_fd = -1;
     s->env.cfg = cfg;
     s->env.nworkers = s->nworkers;
     s->env.m = metrics_new(s->nworkers, cfg->shards, api_route_labels, API_ROUTE__COUNT);
@@ -287,7 +302,16 @@ int server_new(const skv_config *cfg, server **out) {
     s->workers = skv_calloc(s->nworkers, sizeof *s->workers);
     for (unsigned i = 0; i < s->nworkers; i++) worker_init(s, &s->workers[i], i);
     uv_loop_init(&s->main_loop);
-    err = bind_workers(s);
+    s->lock_fd = datadir_lock(cfg->data_dir);
+    if (s->lock_fd < 0) {
+        err = s->lock_fd;
+        s->lock_fd = -1;
+        server_free(s);
+        return err;
+    }
+    err = datadir_check_meta(cfg->data_dir, cfg->shards, ring_strategy_name(cfg->placement), ring_hash_name(cfg->hash),
+                             cfg->vnodes);
+    if (err == SKV_OK) err = bind_workers(s);
     if (err) {
         server_free(s);
         return err;
@@ -329,6 +353,21 @@ int server_run(server *s) {
             failed = 1;
         }
     }
+    char metrics_where[32] = "off";
+    if (cfg->metrics_port) snprintf(metrics_where, sizeof metrics_where, "port %d", cfg->metrics_port);
+    if (!failed) {
+        log_info("shardkv %s listening on http://%s:%d (metrics: %s) with %u threads, %u shards, placement %s/%s, "
+                 "%u vnodes, fsync %s; recovering data from %s",
+                 SKV_VERSION, cfg->host, s->bound_port, metrics_where, s->nworkers, cfg->shards,
+                 ring_strategy_name(cfg->placement), ring_hash_name(cfg->hash), cfg->vnodes,
+                 commit_policy_name(cfg->fsync_policy), cfg->data_dir);
+        /* Workers already answer /health/live (200) and /health/ready (503) meanwhile. */
+        commit_config cc = { cfg->data_dir, cfg->fsync_policy, cfg->snapshot_bytes, &skv_io_posix };
+        if (commit_start(&cc, s->env.st, cfg->threads, &s->commit) != SKV_OK) {
+            log_error("recovery failed: not starting");
+            failed = 2;
+        }
+    }
     if (failed) {
         /* Stop the workers that did start; the ones that did not count as exited. */
         for (unsigned i = 0; i < s->nworkers; i++)
@@ -340,17 +379,15 @@ int server_run(server *s) {
         uv_run(&s->main_loop, UV_RUN_DEFAULT);
         for (unsigned i = 0; i < s->nworkers; i++)
             if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
-        return SKV_ESYS;
+        return failed == 2 ? SKV_EIO : SKV_ESYS;
     }
     atomic_store(&s->env.state, API_STATE_READY);
-    char metrics_where[32] = "off";
-    if (cfg->metrics_port) snprintf(metrics_where, sizeof metrics_where, "port %d", cfg->metrics_port);
-    log_info("shardkv %s listening on http://%s:%d (metrics: %s) with %u threads, %u shards, placement %s/%s, "
-             "%u vnodes",
-             SKV_VERSION, cfg->host, s->bound_port, metrics_where, s->nworkers, cfg->shards,
-             ring_strategy_name(cfg->placement), ring_hash_name(cfg->hash), cfg->vnodes);
+    log_info("ready: serving on http://%s:%d", cfg->host, s->bound_port);
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
+    /* The workers are gone, so nothing writes any more: flush and sync what is buffered. */
+    commit_stop(s->commit);
+    s->commit = NULL;
     log_info("shutdown complete");
     return SKV_OK;
 }
@@ -362,5 +399,6 @@ void server_free(server *s) {
     free(s->workers);
     metrics_free(s->env.m);
     store_free(s->env.st);
+    if (s->lock_fd >= 0) close(s->lock_fd);
     free(s);
 }

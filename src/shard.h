@@ -1,21 +1,36 @@
 /*
- * shard — one partition of the key space: a hash table, a lock, a
- * sequence number and the accounting of its keys and bytes.
+ * shard — one partition of the key space: the visible hash table, the
+ * pending (not yet durable) writes, the sequence number, the log buffer and
+ * the accounting of its keys and bytes.
  *
- * Every mutation of a shard goes through shard_apply(), which is the one
- * place where a write gets its per-shard sequence number (seq) and becomes
- * visible.  seq starts at 0 and grows by one per applied mutation; an
- * entry's version is the seq of its last write, so versions are unique and
- * increasing within a shard.  This is the hook for the write-ahead log and
- * the replication stream: a mutation is (seq, op, key, value).
+ * Every mutation goes through shard_apply(), the one place where a write
+ * gets its per-shard sequence number (seq) and is logged.  seq grows by one
+ * per accepted mutation; an entry's version is the seq of its last write.
+ * The encoded record (wal.h) is appended to `buf`, which the commit module
+ * writes to the shard's log in batches (group commit); that record stream
+ * is also the future replication stream.
  *
- * Concurrency: one mutex per shard, held only for the table operation and
- * the copy of the value into the caller's output, so work on different
- * shards never contends.  keys/bytes are also published in atomics so that
- * /shards and /metrics can read them without taking the lock.
+ * Visibility.  Without a log (memory-only shards, unit tests) or when the
+ * write need not wait for the disk (--fsync everysec|never, or an async
+ * write on a key with nothing pending), the write is applied to `table` at
+ * once.  Under --fsync always a write is pending: its ready-made entry (a
+ * tombstone for a delete) sits in `pending`, readers do not see it, and
+ * its waiter is called once the batch holding its record is on stable
+ * storage; only then does shard_commit_batch() move it into `table`.  So a
+ * reader never sees a value that a crash could still lose.  Conditions
+ * (If-Match, create-only, delete of a missing key) are evaluated against the
+ * newest state, pending included, so concurrent compare-and-set stays
+ * exact.  "Newer version wins" everywhere: an entry never replaces one with
+ * a higher version, which makes replay and fuzzy snapshots exact too.
+ *
+ * Concurrency: one mutex per shard, held for table operations, the record
+ * encoding and the copy of a value into the caller's output, so work on
+ * different shards never contends.  keys/bytes are published in atomics so
+ * /shards and /metrics read them without the lock.
  *
  * Invariants (shard_check): keys == ht_count(table); bytes == sum of
- * ht_entry_size over entries; every entry's version <= seq.
+ * ht_entry_size over table entries; every version <= seq; no tombstone in
+ * table.
  */
 #ifndef SKV_SHARD_H
 #define SKV_SHARD_H
@@ -26,6 +41,7 @@
 
 #include "buf.h"
 #include "ht.h"
+#include "wal.h"
 
 enum shard_op { SHARD_OP_PUT = 1, SHARD_OP_DELETE = 2 };
 
@@ -36,8 +52,26 @@ enum shard_cond {
     SHARD_COND_ABSENT,   /* apply only if the key does not exist (If-None-Match: *) */
 };
 
-/* Entry flags (ht_entry.flags). */
-#define SHARD_VAL_JSON 0x1u /* the value is JSON text written by a JSON route */
+/* Entry flags (ht_entry.flags); the low 8 bits are logged. */
+#define SHARD_VAL_JSON 0x1u          /* the value is JSON text written by a JSON route */
+#define SHARD_TOMBSTONE 0x80000000u  /* pending delete (never in `table`, never logged) */
+
+/* Write-path health of a shard (sticky states, STYLE rule 9). */
+enum shard_state {
+    SHARD_OK = 0,
+    SHARD_NOSPACE,   /* the last log write hit a full disk: writes get 507 until a retry succeeds */
+    SHARD_DEGRADED,  /* an fsync failed (outcome unknown): writes get 503 until restart */
+};
+
+/* Someone waiting for a pending write to become durable.  deliver() is
+ * called once, from the committing thread, after status is set; it must
+ * hand the waiter back to its owner's thread and not block. */
+typedef struct shard_waiter {
+    struct shard_waiter *next;
+    uint64_t seq;
+    int status;                              /* 0, SKV_ENOSPACE or SKV_EIO */
+    void (*deliver)(struct shard_waiter *w);
+} shard_waiter;
 
 typedef struct shard_write {
     int op;                    /* enum shard_op */
@@ -46,49 +80,92 @@ typedef struct shard_write {
     uint32_t flags;            /* PUT only: SHARD_VAL_* */
     int cond;                  /* enum shard_cond */
     uint64_t expected_version; /* SHARD_COND_VERSION */
+    int async;                 /* acknowledge before the log is durable (?durability=async) */
+    shard_waiter *waiter;      /* registered when the write is pending and not async */
 } shard_write;
 
 typedef struct shard_result {
     uint64_t version;          /* seq given to the mutation; on SKV_EPRECOND the current version (0 = absent) */
     int created;               /* PUT created the key */
+    int pending;               /* the waiter was registered: answer once it is delivered */
 } shard_result;
 
-typedef struct shard {
+typedef struct shard shard;
+/* Called with the shard locked after records were appended to buf. */
+typedef void (*shard_kick_fn)(void *arg, shard *s);
+
+struct shard {
     pthread_mutex_t lock;
-    ht *table;
+    ht *table;                 /* visible, durable state */
+    ht *pending;               /* newest pending entry per key (log mode, --fsync always) */
     uint64_t seq;              /* last assigned sequence number; under lock */
     uint32_t id;
+    int logged;                /* records go to buf (a log is attached) */
+    int sync_writes;           /* --fsync always: writes wait for the disk */
+    int state;                 /* enum shard_state; under lock */
+    skv_buf buf;               /* encoded records not yet handed to the log; under lock */
+    uint64_t buf_last_seq;     /* seq of the last record in buf */
+    shard_waiter *waiters, *waiters_tail; /* in seq order; under lock */
+    shard_kick_fn kick;
+    void *kick_arg;
     _Atomic uint64_t keys;     /* published copies for lock-free readers */
     _Atomic uint64_t bytes;
-} shard;
+    _Atomic uint64_t pending_count;
+};
 
 void shard_init(shard *s, uint32_t id);
 void shard_destroy(shard *s);
 
+/* Attaches the log plumbing (before any write): records go to buf and kick
+ * is called after each append; sync_writes selects the pending path. */
+void shard_attach_log(shard *s, int sync_writes, shard_kick_fn kick, void *arg);
+
 /*
  * Applies one mutation.  key_hash is store_key_hash(key).  Returns 0 and
- * fills *res; SKV_EPRECOND when the condition does not hold (nothing
- * changed, res->version = current version or 0); SKV_ENOTFOUND for a
- * DELETE of a missing key (nothing changed); SKV_ENOMEM when the entry
- * could not be allocated (nothing changed).
+ * fills *res (res->pending when w->waiter was registered); SKV_EPRECOND
+ * when the condition does not hold (res->version = current version or 0);
+ * SKV_ENOTFOUND for a DELETE of a missing key; SKV_ENOMEM when the entry
+ * could not be allocated; SKV_ENOSPACE / SKV_EIO when the shard's state
+ * refuses writes.  On any error nothing changed and no seq was used.
  */
 int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result *res);
 
 /* Called with the shard locked; e is valid only during the call. */
 typedef void (*shard_read_fn)(void *arg, const ht_entry *e);
 
-/* Looks up key and calls fn under the lock.  Returns 0, or SKV_ENOTFOUND
- * (fn not called). */
+/* Looks up key in the visible table and calls fn under the lock.  Returns
+ * 0, or SKV_ENOTFOUND (fn not called). */
 int shard_get(shard *s, uint64_t key_hash, skv_slice key, shard_read_fn fn, void *arg);
 
 /* Calls fn (under the lock) for up to limit entries, in table order.
  * Returns the number of entries visited. */
 size_t shard_list(shard *s, size_t limit, shard_read_fn fn, void *arg);
 
-static inline uint64_t shard_keys(shard *s) { return atomic_load_explicit(&s->keys, memory_order_relaxed); }
-static inline uint64_t shard_bytes(shard *s) { return atomic_load_explicit(&s->bytes, memory_order_relaxed); }
+/* ---- used by the commit module and recovery (shard lock held by the caller where noted) ---- */
+
+/* Takes buf (swapped into *out, which must be empty), its last seq, and the
+ * waiter list.  Lock held. */
+void shard_take_batch(shard *s, skv_buf *out, uint64_t *last_seq, shard_waiter **waiters);
+/* The batch is durable: moves its pending entries into the table (newer
+ * version wins).  Lock held. */
+void shard_commit_batch(shard *s, const skv_buf *batch);
+/* The batch could not be logged: drops its pending entries and everything
+ * pending after it (whose conditions may have depended on it), clears buf
+ * and returns the waiters registered since (to fail with the batch's).
+ * Lock held. */
+shard_waiter *shard_discard_pending(shard *s, const skv_buf *batch);
+/* Puts a batch that must be retried back in front of buf.  Lock held. */
+void shard_requeue_batch(shard *s, skv_buf *batch, uint64_t last_seq);
+
+/* Recovery: applies a logged or snapshotted record to the table with
+ * "newer version wins" and raises seq to it (takes the lock).  Returns 0
+ * or SKV_ENOMEM. */
+int shard_replay(shard *s, const wal_record *rec);
 
 /* Invariant checker for assert(); takes the lock.  Returns 1 when valid. */
 int shard_check(shard *s);
+
+static inline uint64_t shard_keys(shard *s) { return atomic_load_explicit(&s->keys, memory_order_relaxed); }
+static inline uint64_t shard_bytes(shard *s) { return atomic_load_explicit(&s->bytes, memory_order_relaxed); }
 
 #endif

@@ -43,10 +43,17 @@ typedef struct worker {
     char date[64];              /* cached "Date: ...\r\n" */
     char *rbuf;                 /* shared read buffer for connections with no partial request */
     int rbuf_busy;
+    uv_async_t inbox_async;     /* flusher -> worker: durable writes completed */
+    pthread_mutex_t inbox_mu;
+    conn *inbox;                /* connections whose pending write completed; under inbox_mu */
 } worker;
+
+struct commit;
 
 struct server {
     const skv_config *cfg;
+    struct commit *commit;      /* durability; NULL until recovery is done */
+    int lock_fd;                /* flock on <data-dir>/LOCK */
     api_env env;
     unsigned nworkers;
     worker *workers;
@@ -70,5 +77,7 @@ void conn_accept(worker *w, uv_stream_t *listener, int metrics_only);
 void conn_drain_all(worker *w, int force);
 /* Enforces idle, request and linger timeouts; called from the tick timer. */
 void conn_sweep(worker *w, uint64_t now_ms);
+/* Answers the connections whose pending writes completed (inbox_async). */
+void conn_inbox_run(worker *w);
 
 #endif
