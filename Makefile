@@ -27,7 +27,7 @@ SAN_LIB   := $(LIB_SRC:src/%.c=build/san/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 SAN_UNIT  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all san run test check unit unit-san integration integration-san fuzz bench clean deps
+.PHONY: all san run test check unit unit-san integration integration-san fuzz bench soak clean deps
 
 all: build/shardkv
 
@@ -105,6 +105,13 @@ fuzz: $(FUZZ_TARGETS)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus_$$name tests/fuzz/corpus/$$name 2>build/fuzz/$$name.log \
 	    || { tail -50 build/fuzz/$$name.log; exit 1; }; \
 	  grep -E "stat::number_of_executed_units" build/fuzz/$$name.log; done
+
+# The crash test for longer: kill -9 / restart cycles (SOAK_CYCLES, default 200).
+SOAK_CYCLES ?= 200
+soak: build/shardkv
+	@scripts/install-deps test
+	SHARDKV_BIN=$(CURDIR)/build/shardkv SHARDKV_CRASH_CYCLES=$(SOAK_CYCLES) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration/test_crash.py
 
 bench:
 	@scripts/install-deps bench

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "api_internal.h"
+#include "commit.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -345,28 +346,53 @@ static int handle_shards(api_worker *w, const http_request *req, reply *r) {
     return API_ROUTE_SHARDS;
 }
 
+static const char *shard_state_name(int state) {
+    return state == SHARD_OK ? "ok" : state == SHARD_NOSPACE ? "disk_full" : "degraded";
+}
+
 static int handle_health(api_worker *w, const http_request *req, reply *r) {
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_HEALTH;
     api_env *env = w->env;
     store *st = env->st;
     int state = atomic_load(&env->state);
-    skv_buf b;
-    skv_buf_init(&b);
-    uint64_t keys, bytes;
-    store_totals(st, &keys, &bytes);
-    skv_buf_printf(&b,
-                   "{\"status\":\"healthy\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%.3f,"
-                   "\"threads\":%u,\"shard_count\":%u,\"keys\":%llu,\"bytes\":%llu,\"shards\":[",
-                   state_name(state), SKV_VERSION, uptime_seconds(env), env->nworkers, st->nshards,
-                   (unsigned long long)keys, (unsigned long long)bytes);
+    const commit *cm = state != API_STATE_STARTING ? env->commit : NULL;
+    skv_buf shards;
+    skv_buf_init(&shards);
+    int all_ok = 1;
     for (uint32_t i = 0; i < st->nshards; i++) {
         shard *sh = store_shard(st, i);
-        skv_buf_printf(&b, "%s{\"id\":%u,\"status\":\"ok\",\"keys\":%llu,\"bytes\":%llu}", i ? "," : "", i,
-                       (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh));
+        pthread_mutex_lock(&sh->lock);
+        int ss = sh->state;
+        pthread_mutex_unlock(&sh->lock);
+        all_ok &= ss == SHARD_OK;
+        skv_buf_printf(&shards, "%s{\"id\":%u,\"status\":\"%s\",\"keys\":%llu,\"bytes\":%llu,\"pending\":%llu", i ? "," : "",
+                       i, shard_state_name(ss), (unsigned long long)shard_keys(sh), (unsigned long long)shard_bytes(sh),
+                       (unsigned long long)atomic_load_explicit(&sh->pending_count, memory_order_relaxed));
+        if (cm) {
+            const commit_recovery *rec = commit_recovery_of(cm, i);
+            skv_buf_printf(&shards,
+                           ",\"recovery\":{\"snapshot_entries\":%llu,\"records_replayed\":%llu,\"seconds\":%.3f,"
+                           "\"torn_tail\":%s}",
+                           (unsigned long long)rec->snapshot_entries, (unsigned long long)rec->records_replayed,
+                           rec->seconds, rec->torn_tail ? "true" : "false");
+        }
+        skv_buf_append(&shards, "}", 1);
     }
+    uint64_t keys, bytes;
+    store_totals(st, &keys, &bytes);
+    skv_buf b;
+    skv_buf_init(&b);
+    skv_buf_printf(&b,
+                   "{\"status\":\"%s\",\"state\":\"%s\",\"version\":\"%s\",\"uptime_seconds\":%.3f,"
+                   "\"threads\":%u,\"fsync\":\"%s\",\"shard_count\":%u,\"keys\":%llu,\"bytes\":%llu,\"shards\":[",
+                   all_ok ? "healthy" : "degraded", state_name(state), SKV_VERSION, uptime_seconds(env), env->nworkers,
+                   commit_policy_name(env->cfg->fsync_policy), st->nshards, (unsigned long long)keys,
+                   (unsigned long long)bytes);
+    skv_buf_append(&b, shards.data, shards.len);
     skv_buf_append_cstr(&b, "]}");
     reply_json(r, 200, &b);
     skv_buf_free(&b);
+    skv_buf_free(&shards);
     return API_ROUTE_HEALTH;
 }
 

@@ -63,6 +63,7 @@ typedef struct api_env {
     metrics *m;
     _Atomic int state;          /* enum api_state */
     uint64_t start_ms;          /* uv_hrtime()/1e6 at start */
+    struct commit *commit;      /* set before state becomes READY; read only after */
     unsigned nworkers;
 } api_env;
 

@@ -381,13 +381,14 @@ int server_run(server *s) {
             if (s->workers[i].started) pthread_join(s->workers[i].thread, NULL);
         return failed == 2 ? SKV_EIO : SKV_ESYS;
     }
+    s->env.commit = s->commit;
     atomic_store(&s->env.state, API_STATE_READY);
     log_info("ready: serving on http://%s:%d", cfg->host, s->bound_port);
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
     /* The workers are gone, so nothing writes any more: flush and sync what is buffered. */
     commit_stop(s->commit);
-    s->commit = NULL;
+    s->commit = s->env.commit = NULL;
     log_info("shutdown complete");
     return SKV_OK;
 }
