@@ -618,6 +618,35 @@ static int all_zero_from(seg_reader *rd, uint64_t off, int *zero) {
     return 0;
 }
 
+/* How far past a suspect record valid_record_after() looks (a torn write is
+ * at most one batch; damage in the middle has valid records close behind). */
+#define WAL_RESYNC_WINDOW (64u << 20)
+
+/* *found = 1 when a valid record with a seq above the last good one starts
+ * somewhere in (off, off + WAL_RESYNC_WINDOW]. */
+static int valid_record_after(scan_state *st, uint64_t off, int *found) {
+    seg_reader *rd = &st->rd;
+    *found = 0;
+    uint64_t end = rd->size - off > WAL_RESYNC_WINDOW ? off + WAL_RESYNC_WINDOW : rd->size;
+    for (uint64_t q = off + 1; q + WAL_RECORD_HEADER + WAL_BODY_FIXED <= end; q++) {
+        const unsigned char *p;
+        int err = reader_get(rd, q, WAL_RECORD_HEADER, &p);
+        if (err != 0) return err;
+        uint32_t len = get_u32(p);
+        if (len < WAL_BODY_FIXED || len > WAL_MAX_BODY || q + WAL_RECORD_HEADER + len > rd->size) continue;
+        err = reader_get(rd, q, WAL_RECORD_HEADER + (size_t)len, &p);
+        if (err != 0) return err;
+        wal_record r;
+        size_t consumed;
+        if (record_parse(p, WAL_RECORD_HEADER + (size_t)len, &r, &consumed) == REC_OK &&
+            (!st->have_prev || r.seq > st->prev_seq)) {
+            *found = 1;
+            return 0;
+        }
+    }
+    return 0;
+}
+
 /* The invalid bytes at off end the last segment: a torn write.  Records it. */
 static int scan_torn(scan_state *st, uint64_t off) {
     st->rep->torn_tail = 1;
@@ -695,8 +724,14 @@ static int scan_records(scan_state *st, const char *path, uint64_t first_seq, in
         uint32_t body_len = get_u32(p);
         uint64_t rec_end = off + WAL_RECORD_HEADER + body_len;
         if (rec_end > rd->size) {
-            if (is_last) return scan_torn(st, off);
-            return scan_fail(st, path, off, "record length %u runs past the end of the segment", body_len);
+            /* A damaged length field in a middle record also "runs past the
+             * end": it is a torn write only if no valid record follows. */
+            int found = 0;
+            err = valid_record_after(st, off, &found);
+            if (err != 0) return scan_fail(st, path, off, "read error: %s", errno_text(-err, ebuf, sizeof ebuf));
+            if (is_last && !found) return scan_torn(st, off);
+            return scan_fail(st, path, off, "record length %u runs past the end of the segment%s", body_len,
+                             found ? " (valid records follow: a damaged length, not a torn write)" : "");
         }
         if (body_len < WAL_BODY_FIXED || body_len > WAL_MAX_BODY)
             return scan_invalid(st, path, is_last, off, rec_end, 0, rec_status_text(REC_BAD_LENGTH));

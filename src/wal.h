@@ -38,8 +38,10 @@
  * incomplete record at the tail of the LAST segment is a torn write from a
  * crash: it is reported (tail_offset) so the caller can cut it off with a
  * warning.  "At the tail" means the record's declared end reaches past the
- * end of the file, or everything from its start to the end of the file is
- * zero bytes, or its CRC is bad and no byte follows its declared end.  Any
+ * end of the file and no valid record starts in the bytes after it (a
+ * damaged length field in a middle record is corruption), or everything
+ * from its start to the end of the file is zero bytes, or its CRC is bad
+ * and no byte follows its declared end.  Any
  * other invalid record, a bad segment header, or a seq going backwards is
  * corruption: the scan stops with SKV_EIO and names the file and offset,
  * and the node refuses to start (`shardkv check --repair` cuts the log there
@@ -109,7 +111,7 @@ void wal_close(wal *w);
  * (ENOSPC/EFBIG/EDQUOT) or SKV_EIO; after an error the caller calls
  * wal_rewind() to cut off what may have been half written. */
 int wal_append(wal *w, const void *data, size_t len);
-/* Cuts the current segment back to its size before the failed append(s). */
+/* Cuts the current segment back to its size at the last wal_commit_point(). */
 int wal_rewind(wal *w);
 /* Marks everything appended so far as the rewind point (after a good sync). */
 void wal_commit_point(wal *w);

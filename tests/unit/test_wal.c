@@ -733,6 +733,34 @@ static void test_torn_tail_every_offset(void **state) {
     free(full);
 }
 
+/* A damaged length field in a MIDDLE record of the last segment also makes
+ * the record "run past the end", but valid records follow it: corruption,
+ * never a torn tail that would silently drop them. */
+static void test_damaged_length_is_not_torn(void **state) {
+    fx *f = *state;
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_range(w, 1, 10);
+    wal_close(w);
+    char path[256];
+    seg_path(path, sizeof path, f->dir, 1);
+    uint64_t off = offset_of(1, 4);
+    flip_byte(path, off + 3, 0x40); /* body_len's high byte: the record now "ends" far past EOF */
+    collector c;
+    wal_scan_report rep;
+    assert_int_equal(scan(f->dir, 0, &c, &rep), SKV_EIO);
+    assert_int_equal(rep.torn_tail, 0);
+    assert_int_equal(rep.error_offset, off);
+    assert_string_equal(rep.error_file, path);
+    /* The same damage in the LAST record is a torn tail. */
+    flip_byte(path, off + 3, 0x40);
+    off = offset_of(1, 10);
+    flip_byte(path, off + 3, 0x40);
+    assert_int_equal(scan(f->dir, 0, &c, &rep), 0);
+    assert_int_equal(rep.torn_tail, 1);
+    assert_int_equal(rep.tail_offset, off);
+}
+
 /* The newest segment cut inside its header: torn with tail_offset 0, and
  * wal_open(end_offset 0) replaces it. */
 static void test_torn_segment_header(void **state) {
@@ -1318,6 +1346,7 @@ int main(void) {
         T(test_roll_and_scan_from_seq),
         T(test_large_and_many_records),
         T(test_torn_tail_every_offset),
+        T(test_damaged_length_is_not_torn),
         T(test_torn_segment_header),
         T(test_open_fresh_keeps_valid_newest),
         T(test_zero_filled_tail),
