@@ -202,15 +202,21 @@ static void queue_snapshot(commit *c, uint32_t id, uint64_t base) {
     pthread_mutex_unlock(&c->snap_mu);
 }
 
-/* After a good flush: roll and snapshot when the log grew past the threshold,
- * and drop what a finished snapshot covers. */
-static void maintain(commit *c, uint32_t id, uint64_t last_logged) {
+/* Drops the segments and older snapshots a finished snapshot covers. */
+static void drop_covered(commit *c, uint32_t id) {
     shard_log *sl = &c->logs[id];
     uint64_t drop = atomic_exchange(&sl->drop_before, 0);
     if (drop) {
         if (wal_drop_before(sl->log, drop) != SKV_OK) log_warn("shard %u: could not drop old log segments", id);
         snap_drop_older(sl->dir, drop - 1);
     }
+}
+
+/* After a good flush: roll and snapshot when the log grew past the threshold,
+ * and drop what a finished snapshot covers. */
+static void maintain(commit *c, uint32_t id, uint64_t last_logged) {
+    shard_log *sl = &c->logs[id];
+    drop_covered(c, id);
     if (!c->cfg.snapshot_bytes || atomic_load(&sl->snapshotting) || last_logged == 0) return;
     if (wal_bytes(sl->log) < c->cfg.snapshot_bytes) return;
     if (wal_roll(sl->log, last_logged + 1) != SKV_OK) {
@@ -230,6 +236,7 @@ static int flush_shard(commit *c, uint32_t id) {
     pthread_mutex_lock(&s->lock);
     if (s->buf.len == 0 || s->state == SHARD_DEGRADED) {
         pthread_mutex_unlock(&s->lock);
+        drop_covered(c, id); /* a snapshot finished while the shard is idle (it kicked us) */
         return 0;
     }
     shard_take_batch(s, &sl->batch, &last, &waiters);

@@ -78,6 +78,19 @@ static void table_install(shard *s, ht_entry *e) {
     free(old);
 }
 
+/*
+ * A pending entry overtaken by a newer pending write of its key stays in
+ * `pending` under another hash until its own batch is durable, so that its
+ * state becomes visible then (an acknowledged write must be readable, even
+ * while a newer write of the key still waits for the disk).  The hash is
+ * the key's hash xor an odd multiple of the version: never the key's own
+ * hash (version >= 1), different per version, so lookups by key never see
+ * it.
+ */
+static uint64_t superseded_hash(uint64_t key_hash, uint64_t version) {
+    return key_hash ^ (version * 0x9E3779B97F4A7C15ull);
+}
+
 /* The newest entry for a key: pending first (it is always newer), then the
  * table.  A pending tombstone means "absent" (NULL) with *pend set. */
 static ht_entry *newest(shard *s, uint64_t h, skv_slice key, ht_entry **pend) {
@@ -152,8 +165,11 @@ int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result 
     }
     if (goes_pending) {
         ht_entry *old = ht_put(s->pending, e);
-        if (old) free(old);
-        else pending_adjust(s, 1);
+        if (old) { /* keep it until its batch is durable (superseded_hash) */
+            old->hash = superseded_hash(old->hash, old->version);
+            free(ht_put(s->pending, old));
+        }
+        pending_adjust(s, 1);
         if (!w->async && w->waiter) {
             w->waiter->seq = seq;
             w->waiter->status = 0;
@@ -235,14 +251,20 @@ static void each_record(const skv_buf *batch, void (*fn)(shard *s, const wal_rec
     }
 }
 
-/* The pending entry written by record r, unlinked, or NULL when a newer
- * pending write of the key superseded it (or it was applied at once). */
+/* The pending entry written by record r (the key's newest or a superseded
+ * one), unlinked, or NULL when r was applied at once. */
 static ht_entry *take_pending(shard *s, const wal_record *r) {
-    uint64_t h = XXH3_64bits(r->key.ptr, r->key.len);
+    uint64_t key_hash = XXH3_64bits(r->key.ptr, r->key.len), h = key_hash;
     ht_entry *e = ht_find(s->pending, h, r->key.ptr, r->key.len);
-    if (!e || e->version != r->seq) return NULL;
+    if (!e) return NULL; /* a superseded entry always has a newer one for its key */
+    if (e->version != r->seq) {
+        h = superseded_hash(key_hash, r->seq);
+        if (!ht_find(s->pending, h, r->key.ptr, r->key.len)) return NULL;
+    }
     pending_adjust(s, -1);
-    return ht_remove(s->pending, h, r->key.ptr, r->key.len);
+    e = ht_remove(s->pending, h, r->key.ptr, r->key.len);
+    e->hash = key_hash;
+    return e;
 }
 
 static void commit_one(shard *s, const wal_record *r) {

@@ -97,7 +97,9 @@ typedef void (*shard_kick_fn)(void *arg, shard *s);
 struct shard {
     pthread_mutex_t lock;
     ht *table;                 /* visible, durable state */
-    ht *pending;               /* newest pending entry per key (log mode, --fsync always) */
+    ht *pending;               /* writes waiting for the disk (--fsync always): the newest per key under
+                                  its key hash, overtaken ones under another hash until their batch is
+                                  durable (so an acknowledged write is always readable) */
     uint64_t seq;              /* last assigned sequence number; under lock */
     uint32_t id;
     int logged;                /* records go to buf (a log is attached) */

@@ -13,6 +13,7 @@ import os
 import pathlib
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -44,8 +45,11 @@ def run_cli(*args, env=None, timeout=10):
 class Server:
     """One shardkv process on 127.0.0.1 with its stderr captured in a file."""
 
-    def __init__(self, workdir, args=(), env=None, metrics=True, threads=2):
+    def __init__(self, workdir, args=(), env=None, metrics=True, threads=2, data_dir=None, preexec_fn=None):
         self.workdir = pathlib.Path(workdir)
+        # The data directory survives restarts (start() again, restart()).
+        self.data_dir = pathlib.Path(data_dir) if data_dir is not None else self.workdir / "data"
+        self.preexec_fn = preexec_fn    # e.g. resource limits for fault tests
         self.args = list(args)
         self.env = env or {}
         self.metrics = metrics
@@ -74,7 +78,8 @@ class Server:
         self._attempt += 1
         self.port = free_port()
         self.metrics_port = free_port() if self.metrics else 0
-        data_dir = self.workdir / "data"
+        data_dir = self.data_dir
+        self.workdir.mkdir(parents=True, exist_ok=True)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.stderr_path = self.workdir / f"shardkv-stderr-{self._attempt}.log"
         cmd = [BIN, "--host", HOST, "--port", str(self.port), "--metrics-port", str(self.metrics_port),
@@ -83,7 +88,7 @@ class Server:
         env.update(self.env)
         self._stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self._stderr_file, env=env)
+                                     stderr=self._stderr_file, env=env, preexec_fn=self.preexec_fn)
         self.returncode = None
         deadline = time.monotonic() + ready_timeout * TMUL
         while time.monotonic() < deadline:
@@ -131,6 +136,43 @@ class Server:
             self.proc.wait(timeout=10)
         if self._stderr_file and not self._stderr_file.closed:
             self._stderr_file.close()
+
+    def kill9(self):
+        """SIGKILL (a crash) and wait; no exit-code assertion.  start() or
+        restart() brings the node back on the same data directory."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.returncode = self.proc.wait(timeout=10 * TMUL)
+        if self._stderr_file and not self._stderr_file.closed:
+            self._stderr_file.close()
+        return self.returncode
+
+    def restart(self, graceful=True, ready_timeout=10.0):
+        """Stops the node (SIGTERM, asserting a clean exit; or SIGKILL when
+        graceful is False) and starts it again on the same data directory
+        (on a new port)."""
+        if graceful:
+            self.stop()
+            self.assert_clean_exit()
+        else:
+            self.kill9()
+        return self.start(ready_timeout=ready_timeout)
+
+    def stderr_logs(self):
+        """Paths of the stderr files of every start of this node, oldest first."""
+        return sorted(self.workdir.glob("shardkv-stderr-*.log"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+    def all_stderr(self):
+        return "".join(p.read_bytes().decode("utf-8", "replace") for p in self.stderr_logs())
+
+    def assert_no_sanitizer_reports(self):
+        """No start of this node (crashed ones included) printed a sanitizer report."""
+        for p in self.stderr_logs():
+            err = p.read_bytes().decode("utf-8", "replace")
+            for marker in SANITIZER_MARKERS:
+                assert marker not in err, f"sanitizer report in {p}:\n{err}"
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -294,3 +336,122 @@ def assert_error_shape(body, status=None, code=None, seed=False):
     if seed:
         assert isinstance(doc.get("detail"), str) and doc["detail"], doc
     return doc
+
+
+# ---- nodes that must refuse to start -----------------------------------------------------------
+
+
+def run_node_expect_exit(data_dir, *args, timeout=5.0, env=None):
+    """Starts the binary on data_dir (free ports, 127.0.0.1) expecting it to
+    exit on its own within timeout (a refused start).  Returns
+    (exit code, stderr); the exit code is None when it was still running and
+    had to be killed."""
+    cmd = [BIN, "--host", HOST, "--port", str(free_port()), "--metrics-port", "0", "--threads", "2",
+           "--data-dir", str(data_dir), *args]
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=full_env)
+    try:
+        _, err = proc.communicate(timeout=timeout * TMUL)
+        return proc.returncode, err.decode("utf-8", "replace")
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        return None, err.decode("utf-8", "replace")
+
+
+# ---- the on-disk formats of docs/storage.md (log segments, snapshots) --------------------------
+
+WAL_MAGIC = b"SKVWAL01"
+SNAP_MAGIC = b"SKVSNAP1"
+SNAP_END_MAGIC = b"SKVSNEND"
+SEGMENT_HEADER = 32
+RECORD_HEADER = 8
+BODY_FIXED = 28
+OP_PUT, OP_DELETE = 1, 2
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), table-driven; crc32c(b"123456789") == 0xE3069283."""
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def encode_record(seq, op, key, value=b"", flags=0, expires_ms=0):
+    """One log record (u32 body_len, u32 crc32c(body), body), as docs/storage.md describes."""
+    if isinstance(key, str):
+        key = key.encode()
+    body = struct.pack("<QBBHIIQ", seq, op, flags, 0, len(key), len(value), expires_ms) + key + value
+    return struct.pack("<II", len(body), crc32c(body)) + body
+
+
+class Record:
+    def __init__(self, offset, size, seq, op, flags, key, value):
+        self.offset, self.size = offset, size     # where the framed record starts in its file, bytes
+        self.seq, self.op, self.flags, self.key, self.value = seq, op, flags, key, value
+
+    def __repr__(self):
+        return f"<Record @{self.offset}+{self.size} seq={self.seq} op={self.op} key={self.key!r}>"
+
+
+def parse_records(data, start):
+    """Parses records back to back from data[start:], checking every CRC;
+    returns (records, end offset of the last good one)."""
+    out = []
+    off = start
+    while off + RECORD_HEADER <= len(data):
+        body_len, crc = struct.unpack_from("<II", data, off)
+        if body_len < BODY_FIXED or off + RECORD_HEADER + body_len > len(data):
+            break
+        body = data[off + RECORD_HEADER:off + RECORD_HEADER + body_len]
+        if crc32c(body) != crc:
+            break
+        seq, op, flags, _, klen, vlen, _ = struct.unpack_from("<QBBHIIQ", body, 0)
+        if BODY_FIXED + klen + vlen != body_len:
+            break
+        key = body[BODY_FIXED:BODY_FIXED + klen]
+        value = body[BODY_FIXED + klen:]
+        out.append(Record(off, RECORD_HEADER + body_len, seq, op, flags, key, value))
+        off += RECORD_HEADER + body_len
+    return out, off
+
+
+def parse_segment(path):
+    """(header dict, [Record], valid end offset) of a log segment; asserts a good header."""
+    data = pathlib.Path(path).read_bytes()
+    assert len(data) >= SEGMENT_HEADER and data[:8] == WAL_MAGIC, f"{path}: not a log segment"
+    version, shard_id, first_seq, _, crc = struct.unpack_from("<IIQII", data, 8)
+    assert crc == crc32c(data[:28]), f"{path}: bad header CRC"
+    recs, end = parse_records(data, SEGMENT_HEADER)
+    return {"version": version, "shard": shard_id, "first_seq": first_seq}, recs, end
+
+
+def segments(shard_dir):
+    """Log segments of a shard directory, oldest first (by name = first seq)."""
+    return sorted(pathlib.Path(shard_dir).glob("wal-*.log"))
+
+
+def snapshots(shard_dir):
+    return sorted(pathlib.Path(shard_dir).glob("snap-*.snap"))
+
+
+def name_seq(path):
+    """The 20-digit sequence number in a wal-*/snap-* file name."""
+    return int(pathlib.Path(path).stem.split("-", 1)[1])
