@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 #include "wal.h"
 
 #define RETRY_MS 200
+#define LAZY_FLUSH_MS 2              /* everysec/never: records reach write(2) within this */
+#define LAZY_FLUSH_BYTES (64 * 1024) /* ... or as soon as a shard buffers this much */
 
 typedef struct flusher {
     pthread_t thread;
@@ -173,6 +176,10 @@ static int recover_all(commit *c, unsigned parallel) {
 
 static void kick(void *arg, shard *s) {
     commit *c = arg;
+    /* Writes that do not wait for the disk are picked up by the flusher's
+     * short timer (LAZY_FLUSH_MS); a wake-up per write would cost a context
+     * switch each.  A big buffer is flushed at once. */
+    if (c->cfg.policy != FSYNC_ALWAYS && s->buf.len < LAZY_FLUSH_BYTES) return;
     flusher *f = &c->flushers[s->id % c->nflushers];
     pthread_mutex_lock(&f->mu);
     if (!f->kicked) {
@@ -309,7 +316,7 @@ static void *flusher_main(void *arg) {
         int stopping = atomic_load(&c->stop);
         pthread_mutex_lock(&f->mu);
         if (!f->kicked && !stopping) {
-            uint64_t wait_ms = any_retry(c, f) ? RETRY_MS : 1000;
+            uint64_t wait_ms = c->cfg.policy != FSYNC_ALWAYS ? LAZY_FLUSH_MS : any_retry(c, f) ? RETRY_MS : 1000;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += (time_t)(wait_ms / 1000);
@@ -319,6 +326,9 @@ static void *flusher_main(void *arg) {
         }
         f->kicked = 0;
         pthread_mutex_unlock(&f->mu);
+        /* Group commit: let the writers that are running queue behind the
+         * first one before the batch is taken (one fsync for all of them). */
+        if (c->cfg.policy == FSYNC_ALWAYS) sched_yield();
         for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers) flush_shard(c, id);
         if (c->cfg.policy == FSYNC_EVERYSEC && (now_ms() >= next_sync || stopping)) {
             for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers) sync_shard(c, id);

@@ -12,10 +12,10 @@
  *
  * Policies.  always: a write is acknowledged only after its record is on
  * stable storage.  everysec: acknowledged after it is applied in memory;
- * records are written at once and fdatasync'ed about every second, so a
- * power loss can lose up to about a second of acknowledged writes (a crash
- * of the process alone loses nothing that reached write(2)).  never: like
- * everysec without the periodic fsync; the OS decides.
+ * records reach write(2) within LAZY_FLUSH_MS (at once past 64 KiB) and are
+ * fdatasync'ed about every second, so a power loss can lose up to about a
+ * second of acknowledged writes and a crash of the process the last few
+ * milliseconds.  never: like everysec without the periodic fsync.
  *
  * Failures.  A full disk (ENOSPC/EFBIG/EDQUOT) cuts the half-written batch
  * off the log.  Under always, that batch and everything pending after it
