@@ -434,15 +434,26 @@ static void render_metrics(api_env *env, skv_buf *out) {
     uint64_t *keys = skv_calloc(n, sizeof *keys);
     uint64_t *bytes = skv_calloc(n, sizeof *bytes);
     double *share = skv_calloc(n, sizeof *share);
+    int *state = skv_calloc(n, sizeof *state);
+    int api_state = atomic_load(&env->state);
+    const commit *cm = api_state != API_STATE_STARTING ? env->commit : NULL;
+    metrics_log_stats *logst = cm ? skv_calloc(n, sizeof *logst) : NULL;
     ring *map = store_map(st);
     for (uint32_t i = 0; i < n; i++) {
-        keys[i] = shard_keys(store_shard(st, i));
-        bytes[i] = shard_bytes(store_shard(st, i));
+        shard *sh = store_shard(st, i);
+        keys[i] = shard_keys(sh);
+        bytes[i] = shard_bytes(sh);
         share[i] = ring_share(map, i);
+        pthread_mutex_lock(&sh->lock);
+        state[i] = sh->state;
+        pthread_mutex_unlock(&sh->lock);
+        if (logst) commit_stats_of(cm, i, &logst[i]);
     }
-    metrics_snapshot snap = { n, keys, bytes, share, ring_get_config(map)->version,
-                              atomic_load(&env->state) == API_STATE_READY, uptime_seconds(env), SKV_VERSION };
+    metrics_snapshot snap = { n, keys, bytes, share, state, logst, ring_get_config(map)->version,
+                              api_state == API_STATE_READY, uptime_seconds(env), SKV_VERSION };
     metrics_render(env->m, &snap, out);
+    free(state);
+    free(logst);
     free(keys);
     free(bytes);
     free(share);

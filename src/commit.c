@@ -24,6 +24,7 @@ typedef struct flusher {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int kicked;
+    _Atomic int idle;   /* everysec/never: asleep with nothing buffered; the next write wakes it */
     unsigned id;
     struct commit *c;
 } flusher;
@@ -38,6 +39,9 @@ typedef struct shard_log {
     _Atomic uint64_t drop_before;  /* set by the snapshot thread: segments below are covered */
     _Atomic int snapshot_failed;
     commit_recovery rec;
+    /* commit_stats, written by the flusher and snapshot threads, read by scrapes */
+    _Atomic uint64_t st_batches, st_records, st_bytes, st_fsyncs, st_fsync_ns, st_errors;
+    _Atomic uint64_t st_snapshots, st_snapshot_failures, st_log_bytes;
 } shard_log;
 
 struct commit {
@@ -66,6 +70,27 @@ int commit_policy_parse(const char *s) {
     for (int i = 0; i <= FSYNC_NEVER; i++)
         if (strcmp(s, commit_policy_name(i)) == 0) return i;
     return -1;
+}
+
+static void stat_add(_Atomic uint64_t *v, uint64_t n) { atomic_fetch_add_explicit(v, n, memory_order_relaxed); }
+static uint64_t stat_get(const _Atomic uint64_t *v) {
+    return atomic_load_explicit((_Atomic uint64_t *)v, memory_order_relaxed);
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* wal_sync, counted and timed. */
+static int sync_log(shard_log *sl) {
+    uint64_t t0 = now_ns();
+    int rc = wal_sync(sl->log);
+    stat_add(&sl->st_fsyncs, 1);
+    stat_add(&sl->st_fsync_ns, now_ns() - t0);
+    if (rc != SKV_OK) stat_add(&sl->st_errors, 1);
+    return rc;
 }
 
 static uint64_t now_ms(void) {
@@ -132,6 +157,7 @@ static int recover_shard(commit *c, uint32_t id) {
     sl->rec.records_replayed = rep.records;
     sl->rec.torn_tail = rep.torn_tail;
     sl->rec.last_seq = s->seq;
+    atomic_store_explicit(&sl->st_log_bytes, wal_bytes(sl->log), memory_order_relaxed);
     sl->rec.seconds = (double)(now_ms() - t0) / 1000.0;
     log_info("shard %u: recovered %llu keys (snapshot %llu entries, %llu log records replayed, seq %llu) in %.3fs", id,
              (unsigned long long)shard_keys(s), (unsigned long long)sl->rec.snapshot_entries,
@@ -178,9 +204,13 @@ static void kick(void *arg, shard *s) {
     commit *c = arg;
     /* Writes that do not wait for the disk are picked up by the flusher's
      * short timer (LAZY_FLUSH_MS); a wake-up per write would cost a context
-     * switch each.  A big buffer is flushed at once. */
-    if (c->cfg.policy != FSYNC_ALWAYS && s->buf.len < LAZY_FLUSH_BYTES) return;
+     * switch each.  A big buffer is flushed at once, and an idle flusher
+     * (asleep without its short timer) is woken by the first write. */
     flusher *f = &c->flushers[s->id % c->nflushers];
+    if (c->cfg.policy != FSYNC_ALWAYS && s->buf.len < LAZY_FLUSH_BYTES) {
+        atomic_thread_fence(memory_order_seq_cst); /* pairs with the flusher's: buf.len before idle */
+        if (!atomic_load(&f->idle)) return;
+    }
     pthread_mutex_lock(&f->mu);
     if (!f->kicked) {
         f->kicked = 1;
@@ -215,6 +245,7 @@ static void drop_covered(commit *c, uint32_t id) {
     uint64_t drop = atomic_exchange(&sl->drop_before, 0);
     if (drop) {
         if (wal_drop_before(sl->log, drop) != SKV_OK) log_warn("shard %u: could not drop old log segments", id);
+        atomic_store_explicit(&sl->st_log_bytes, wal_bytes(sl->log), memory_order_relaxed);
         snap_drop_older(sl->dir, drop - 1);
     }
 }
@@ -250,9 +281,15 @@ static int flush_shard(commit *c, uint32_t id) {
     pthread_mutex_unlock(&s->lock);
 
     int rc = wal_append(sl->log, sl->batch.data, sl->batch.len);
-    if (rc == SKV_OK && c->cfg.policy == FSYNC_ALWAYS) rc = wal_sync(sl->log);
-    if (rc == SKV_OK) wal_commit_point(sl->log);
-    else if (rc == SKV_ENOSPACE && wal_rewind(sl->log) != SKV_OK) rc = SKV_EIO;
+    if (rc != SKV_OK) stat_add(&sl->st_errors, 1);
+    if (rc == SKV_OK && c->cfg.policy == FSYNC_ALWAYS) rc = sync_log(sl);
+    if (rc == SKV_OK) {
+        wal_commit_point(sl->log);
+        stat_add(&sl->st_batches, 1);
+        stat_add(&sl->st_records, wal_count_records(sl->batch.data, sl->batch.len));
+        stat_add(&sl->st_bytes, sl->batch.len);
+        atomic_store_explicit(&sl->st_log_bytes, wal_bytes(sl->log), memory_order_relaxed);
+    } else if (rc == SKV_ENOSPACE && wal_rewind(sl->log) != SKV_OK) rc = SKV_EIO;
 
     shard_waiter *failed = NULL;
     pthread_mutex_lock(&s->lock);
@@ -291,13 +328,20 @@ static void sync_shard(commit *c, uint32_t id) {
     shard_log *sl = &c->logs[id];
     if (!sl->unsynced) return;
     sl->unsynced = 0;
-    if (wal_sync(sl->log) != SKV_OK) {
+    if (sync_log(sl) != SKV_OK) {
         shard *s = store_shard(c->st, id);
         pthread_mutex_lock(&s->lock);
         s->state = SHARD_DEGRADED;
         pthread_mutex_unlock(&s->lock);
         log_error("shard %u: periodic fdatasync failed: the shard refuses writes until restart", id);
     }
+}
+
+/* 1 when a shard of f has records buffered (racy read: only decides how long to sleep). */
+static int any_buffered(commit *c, const flusher *f) {
+    for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers)
+        if (store_shard(c->st, id)->buf.len) return 1;
+    return 0;
 }
 
 static int any_retry(commit *c, const flusher *f) {
@@ -316,7 +360,20 @@ static void *flusher_main(void *arg) {
         int stopping = atomic_load(&c->stop);
         pthread_mutex_lock(&f->mu);
         if (!f->kicked && !stopping) {
-            uint64_t wait_ms = c->cfg.policy != FSYNC_ALWAYS ? LAZY_FLUSH_MS : any_retry(c, f) ? RETRY_MS : 1000;
+            uint64_t wait_ms = any_retry(c, f) ? RETRY_MS : 1000;
+            if (c->cfg.policy != FSYNC_ALWAYS) {
+                /* Idle: sleep until the next periodic sync or a write's kick.  A
+                 * write racing with this check finds idle set and kicks. */
+                atomic_store(&f->idle, 1);
+                atomic_thread_fence(memory_order_seq_cst); /* idle before buf.len (see kick) */
+                if (any_buffered(c, f)) {
+                    atomic_store(&f->idle, 0);
+                    wait_ms = LAZY_FLUSH_MS;
+                } else if (c->cfg.policy == FSYNC_EVERYSEC) {
+                    uint64_t now = now_ms();
+                    wait_ms = next_sync > now ? next_sync - now : 0;
+                }
+            }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += (time_t)(wait_ms / 1000);
@@ -325,6 +382,7 @@ static void *flusher_main(void *arg) {
             pthread_cond_timedwait(&f->cv, &f->mu, &ts);
         }
         f->kicked = 0;
+        atomic_store(&f->idle, 0);
         pthread_mutex_unlock(&f->mu);
         /* Group commit: let the writers that are running queue behind the
          * first one before the batch is taken (one fsync for all of them). */
@@ -391,9 +449,11 @@ static void run_snapshot(commit *c, uint32_t id, uint64_t base) {
     if (rc == SKV_OK) {
         log_info("shard %u: snapshot at seq %llu written in %.3fs", id, (unsigned long long)base,
                  (double)(now_ms() - t0) / 1000.0);
+        stat_add(&sl->st_snapshots, 1);
         atomic_store(&sl->drop_before, base + 1);
         kick(c, store_shard(c->st, id)); /* the flusher drops the covered segments */
     } else {
+        stat_add(&sl->st_snapshot_failures, 1);
         log_error("shard %u: snapshot at seq %llu failed: %s (the log keeps everything; will retry)", id,
                   (unsigned long long)base, skv_strerror(rc));
     }
@@ -421,6 +481,19 @@ static void *snapshot_main(void *arg) {
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 const commit_recovery *commit_recovery_of(const commit *c, uint32_t id) { return &c->logs[id].rec; }
+
+void commit_stats_of(const commit *c, uint32_t id, metrics_log_stats *out) {
+    const shard_log *sl = &c->logs[id];
+    out->batches = stat_get(&sl->st_batches);
+    out->records = stat_get(&sl->st_records);
+    out->bytes_written = stat_get(&sl->st_bytes);
+    out->fsyncs = stat_get(&sl->st_fsyncs);
+    out->fsync_seconds = (double)stat_get(&sl->st_fsync_ns) / 1e9;
+    out->write_errors = stat_get(&sl->st_errors);
+    out->snapshots = stat_get(&sl->st_snapshots);
+    out->snapshot_failures = stat_get(&sl->st_snapshot_failures);
+    out->log_bytes = stat_get(&sl->st_log_bytes);
+}
 
 static void free_logs(commit *c) {
     for (uint32_t i = 0; i < c->st->nshards; i++) {

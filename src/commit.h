@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "io.h"
+#include "metrics.h"
 #include "store.h"
 
 #define COMMIT_MAX_FLUSHERS 8
@@ -73,6 +74,11 @@ int commit_start(const commit_config *cfg, store *st, unsigned parallel, commit 
 
 /* Recovery figures of shard id (valid after commit_start). */
 const commit_recovery *commit_recovery_of(const commit *c, uint32_t id);
+
+
+/* Fills *out with shard id's log activity since start.  Thread-safe;
+ * counters are read without a lock and may be a batch apart. */
+void commit_stats_of(const commit *c, uint32_t id, metrics_log_stats *out);
 
 /* Writes and syncs everything still buffered, stops the threads, closes
  * the logs.  Call after the workers stopped writing. */

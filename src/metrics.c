@@ -183,12 +183,14 @@ struct family {
 };
 
 enum snap_field { SNAP_KEYS, SNAP_BYTES, SNAP_SHARE };
+enum wal_field { WAL_BATCHES, WAL_RECORDS, WAL_BYTES, WAL_FSYNCS, WAL_FSYNC_SECONDS, WAL_ERRORS, WAL_LOG_BYTES };
 enum gauge_field { GAUGE_READY, GAUGE_UPTIME, GAUGE_MAP_VERSION };
 enum proc_field { PROC_CPU, PROC_RSS, PROC_VSIZE, PROC_OPEN_FDS, PROC_MAX_FDS, PROC_START_TIME };
 
 static render_fn render_http_requests, render_http_duration, render_route_counter,
     render_shard_requests, render_shard_ops, render_snap_shard, render_conn_open,
-    render_conn_accepted, render_conn_rejected, render_gauge, render_build_info, render_process;
+    render_conn_accepted, render_conn_rejected, render_gauge, render_build_info, render_process,
+    render_shard_state, render_wal, render_snapshots;
 
 static const struct family family_table[] = {
     { "shardkv_http_requests_total", FAMILY_COUNTER, "route,method,code", render_http_requests, 0,
@@ -209,6 +211,25 @@ static const struct family family_table[] = {
       "Bytes of keys and values stored in a shard." },
     { "shardkv_shard_ring_share", FAMILY_GAUGE, "shard", render_snap_shard, SNAP_SHARE,
       "Fraction of the hash ring owned by a shard." },
+    { "shardkv_shard_state", FAMILY_GAUGE, "shard,state", render_shard_state, 0,
+      "Write-path state of a shard: 1 for the current one (disk_full: writes get 507 until space returns; "
+      "degraded: an fsync failed, writes get 503 until restart)." },
+    { "shardkv_wal_batches_total", FAMILY_COUNTER, "shard", render_wal, WAL_BATCHES,
+      "Batches written to a shard's log (group commit: one write, and under --fsync always one fdatasync, each)." },
+    { "shardkv_wal_records_total", FAMILY_COUNTER, "shard", render_wal, WAL_RECORDS,
+      "Records written to a shard's log." },
+    { "shardkv_wal_bytes_total", FAMILY_COUNTER, "shard", render_wal, WAL_BYTES,
+      "Bytes appended to a shard's log." },
+    { "shardkv_wal_fsyncs_total", FAMILY_COUNTER, "shard", render_wal, WAL_FSYNCS,
+      "fdatasync calls on a shard's log." },
+    { "shardkv_wal_fsync_seconds_total", FAMILY_COUNTER, "shard", render_wal, WAL_FSYNC_SECONDS,
+      "Seconds spent in fdatasync on a shard's log." },
+    { "shardkv_wal_errors_total", FAMILY_COUNTER, "shard", render_wal, WAL_ERRORS,
+      "Failed log appends or syncs (disk full, I/O errors)." },
+    { "shardkv_wal_log_bytes", FAMILY_GAUGE, "shard", render_wal, WAL_LOG_BYTES,
+      "Bytes in a shard's log segments (a snapshot drops the segments it covers)." },
+    { "shardkv_snapshots_total", FAMILY_COUNTER, "shard,result", render_snapshots, 0,
+      "Snapshots of a shard written (result=ok) or abandoned after an error (result=failed)." },
     { "requests_total", FAMILY_COUNTER, "shard", render_shard_requests, 0,
       "Alias of shardkv_requests_total, kept for the seed-000 dashboards." },
     { "shard_size", FAMILY_GAUGE, "shard", render_snap_shard, SNAP_KEYS,
@@ -680,6 +701,54 @@ static void render_snap_shard(render_ctx *c, int field) {
         if (field == SNAP_KEYS) sample_end_u64(c, snap->shard_keys[s]);
         else if (field == SNAP_BYTES) sample_end_u64(c, snap->shard_bytes[s]);
         else sample_end_double(c, snap->shard_share[s]);
+    }
+}
+
+static void render_shard_state(render_ctx *c, int arg) {
+    static const char *const names[] = { "ok", "disk_full", "degraded" }; /* enum shard_state order */
+    (void)arg;
+    const metrics_snapshot *snap = c->snap;
+    if (!snap || !snap->shard_state) return;
+    for (uint32_t s = 0; s < snap->nshards; s++) {
+        for (int st = 0; st < (int)(sizeof names / sizeof names[0]); st++) {
+            sample_begin(c, NULL);
+            sample_label_u64(c, "shard", s);
+            sample_label(c, "state", names[st]);
+            sample_end_u64(c, snap->shard_state[s] == st);
+        }
+    }
+}
+
+static void render_wal(render_ctx *c, int field) {
+    const metrics_snapshot *snap = c->snap;
+    if (!snap || !snap->wal) return;
+    for (uint32_t s = 0; s < snap->nshards; s++) {
+        const metrics_log_stats *w = &snap->wal[s];
+        sample_begin(c, NULL);
+        sample_label_u64(c, "shard", s);
+        switch (field) {
+        case WAL_BATCHES: sample_end_u64(c, w->batches); break;
+        case WAL_RECORDS: sample_end_u64(c, w->records); break;
+        case WAL_BYTES: sample_end_u64(c, w->bytes_written); break;
+        case WAL_FSYNCS: sample_end_u64(c, w->fsyncs); break;
+        case WAL_FSYNC_SECONDS: sample_end_double(c, w->fsync_seconds); break;
+        case WAL_ERRORS: sample_end_u64(c, w->write_errors); break;
+        default: sample_end_u64(c, w->log_bytes); break;
+        }
+    }
+}
+
+static void render_snapshots(render_ctx *c, int arg) {
+    (void)arg;
+    const metrics_snapshot *snap = c->snap;
+    if (!snap || !snap->wal) return;
+    for (uint32_t s = 0; s < snap->nshards; s++) {
+        for (int failed = 0; failed <= 1; failed++) {
+            sample_begin(c, NULL);
+            sample_label_u64(c, "shard", s);
+            sample_label(c, "result", failed ? "failed" : "ok");
+            sample_end_u64(c, failed ? snap->wal[s].snapshot_failures : snap->wal[s].snapshots);
+        }
     }
 }
 

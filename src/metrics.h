@@ -21,6 +21,12 @@
  *   shardkv_shard_size{shard}  shardkv_shard_bytes{shard}    gauge (read from the store at scrape)
  *   shardkv_shard_ring_share{shard}                          gauge
  *   requests_total{shard}, shard_size{shard}                 seed-000 aliases of the two above
+ *   shardkv_shard_state{shard,state}  state=ok|disk_full|degraded  gauge (1 for the current state)
+ *   shardkv_wal_batches_total{shard}, shardkv_wal_records_total{shard},
+ *   shardkv_wal_bytes_total{shard}, shardkv_wal_fsyncs_total{shard},
+ *   shardkv_wal_fsync_seconds_total{shard}, shardkv_wal_errors_total{shard}   counter
+ *   shardkv_wal_log_bytes{shard}                             gauge (bytes in the log segments)
+ *   shardkv_snapshots_total{shard,result}  result=ok|failed  counter
  *   shardkv_connections                                      gauge (open now)
  *   shardkv_connections_accepted_total, shardkv_connections_rejected_total{reason}  counter
  *   shardkv_ready, shardkv_uptime_seconds, shardkv_shard_map_version, shardkv_build_info{version}
@@ -68,12 +74,27 @@ void metrics_conn_rejected(metrics_worker *w, int reason);
  * /shards).  Thread-safe against the writers. */
 uint64_t metrics_shard_requests(const metrics *m, uint32_t shard);
 
+/* A shard's log activity since start (filled by commit_stats_of). */
+typedef struct metrics_log_stats {
+    uint64_t batches;           /* batches written to the log */
+    uint64_t records;           /* records in them */
+    uint64_t bytes_written;     /* bytes appended to the log */
+    uint64_t fsyncs;            /* fdatasync calls on the log */
+    double fsync_seconds;       /* time spent in them */
+    uint64_t write_errors;      /* failed appends or syncs (disk full, I/O error) */
+    uint64_t snapshots;         /* snapshots written */
+    uint64_t snapshot_failures;
+    uint64_t log_bytes;         /* bytes in the shard's log segments now */
+} metrics_log_stats;
+
 /* Values read at scrape time from the rest of the server. */
 typedef struct metrics_snapshot {
     uint32_t nshards;
     const uint64_t *shard_keys;    /* [nshards] */
     const uint64_t *shard_bytes;   /* [nshards] */
     const double *shard_share;     /* [nshards] */
+    const int *shard_state;        /* [nshards] enum shard_state, or NULL */
+    const metrics_log_stats *wal;   /* [nshards], or NULL (no log: before recovery ends) */
     uint64_t shard_map_version;
     int ready;
     double uptime_seconds;

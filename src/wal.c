@@ -135,6 +135,16 @@ void wal_record_encode(skv_buf *out, const wal_record *r) {
     out->data[out->len] = '\0';
 }
 
+size_t wal_count_records(const char *p, size_t len) {
+    size_t n = 0, off = 0;
+    while (len - off >= WAL_RECORD_HEADER) {
+        off += WAL_RECORD_HEADER + (size_t)get_u32((const unsigned char *)p + off);
+        if (off > len) break;
+        n++;
+    }
+    return n;
+}
+
 static rec_status record_parse(const unsigned char *p, size_t avail, wal_record *r, size_t *consumed) {
     if (avail < WAL_RECORD_HEADER) return REC_NEED_MORE;
     uint32_t body_len = get_u32(p);

@@ -92,6 +92,10 @@ void wal_record_encode(skv_buf *out, const wal_record *r);
  */
 int wal_record_decode(const char *p, size_t avail, wal_record *r, size_t *consumed);
 
+/* Number of records in an encoded batch p[0..len) (walks the length fields
+ * only; the batch must be whole records, as wal_record_encode made them). */
+size_t wal_count_records(const char *p, size_t len);
+
 /* ---- writing -------------------------------------------------------------------------------- */
 
 typedef struct wal wal; /* opaque: a shard's open log */

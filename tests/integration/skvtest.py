@@ -11,6 +11,7 @@ Environment:
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import struct
@@ -304,6 +305,26 @@ class RawConn:
             return True
         except socket.timeout:
             return False
+
+
+def metric_samples(text):
+    """Parses a Prometheus text exposition into (name, labels dict, value) triples."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
+        if m:
+            out.append((m.group(1), dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or "")),
+                        float(m.group(4))))
+    return out
+
+
+def metric_sum(server, name, **labels):
+    """Sum of the samples of name whose labels include the given ones (0 when none)."""
+    text = requests.get(server.murl("/metrics"), timeout=5 * TMUL).text
+    return sum(v for n, got, v in metric_samples(text)
+               if n == name and all(got.get(k) == str(w) for k, w in labels.items()))
 
 
 def request_bytes(method, target, headers=None, body=b"", host=True, version="HTTP/1.1", length=True):

@@ -216,6 +216,30 @@ def test_recovery_figures_in_log_and_health(start_server):
         assert x["recovery"]["seconds"] >= 0
 
 
+def test_log_metrics_count_batches_records_and_fsyncs(start_server):
+    s = start_server("--shards", "4")
+    sess = requests.Session()
+    n = 60
+    for i in range(n):
+        assert put(sess, s, f"m{i}", b"x" * 10).status_code == 201
+    assert sess.delete(kv(s, "m0"), timeout=T).status_code == 200
+    records = skvtest.metric_sum(s, "shardkv_wal_records_total")
+    batches = skvtest.metric_sum(s, "shardkv_wal_batches_total")
+    assert records == n + 1
+    assert 1 <= batches <= records
+    assert skvtest.metric_sum(s, "shardkv_wal_fsyncs_total") >= batches  # --fsync always: one per batch
+    assert skvtest.metric_sum(s, "shardkv_wal_fsync_seconds_total") > 0
+    assert skvtest.metric_sum(s, "shardkv_wal_bytes_total") > n * 10
+    assert skvtest.metric_sum(s, "shardkv_wal_errors_total") == 0
+    assert skvtest.metric_sum(s, "shardkv_shard_state", state="ok") == 4
+    assert skvtest.metric_sum(s, "shardkv_shard_state", state="degraded") == 0
+    s.restart()  # counters start again; the log size is read back
+    assert skvtest.metric_sum(s, "shardkv_wal_records_total") == 0
+    on_disk = sum(p.stat().st_size for sid in range(4) for p in skvtest.segments(shard_dir(s, sid)))
+    assert skvtest.metric_sum(s, "shardkv_wal_log_bytes") == on_disk
+    s.assert_no_sanitizer_reports()
+
+
 def test_health_shows_every_shard_ok(start_server):
     s = start_server("--shards", "5")
     sess = requests.Session()
@@ -573,8 +597,10 @@ def test_disk_full_tmpfs(tmpfs, start_server, policy):
     sess = requests.Session()
     acked, refused = fill_until_507(sess, s, "f", 8000, 400)
     assert acked and refused, (len(acked), len(refused))
+    assert skvtest.metric_sum(s, "shardkv_wal_errors_total") > 0
     if policy == "everysec":
         assert any(x["status"] == "disk_full" for x in health(s)["shards"]), health(s)
+        assert skvtest.metric_sum(s, "shardkv_shard_state", state="disk_full") >= 1
     # Reads keep working; what was refused never became visible.
     assert_state(sess, s, acked, gone=refused)
 
@@ -677,6 +703,12 @@ def test_snapshots_compact_the_log_and_recover_exactly(start_server):
     listing = {sid: sorted(p.name for p in shard_dir(s, sid).iterdir()) for sid in range(4)}
     assert snapshot_settled(s, 4), listing
     assert "snapshot at seq" in s.stderr()
+    for sid in range(4):
+        assert skvtest.metric_sum(s, "shardkv_snapshots_total", shard=sid, result="ok") >= 1
+    assert skvtest.metric_sum(s, "shardkv_snapshots_total", result="failed") == 0
+    log_bytes = skvtest.metric_sum(s, "shardkv_wal_log_bytes")
+    on_disk = sum(p.stat().st_size for sid in range(4) for p in skvtest.segments(shard_dir(s, sid)))
+    assert log_bytes == on_disk, (log_bytes, on_disk)
     sess = requests.Session()
     assert_state(sess, s, model, gone)
 

@@ -27,10 +27,18 @@ static const uint64_t snap_keys[NSHARDS] = { 10, 20, 30, 40 };
 static const uint64_t snap_bytes[NSHARDS] = { 100, 200, 300, 400 };
 static const double snap_share[NSHARDS] = { 0.25, 0.125, 0.5, 0.125 };
 
+static const int snap_state[NSHARDS] = { 0, 1, 2, 0 };
+static const metrics_log_stats snap_wal[NSHARDS] = {
+    { .batches = 3, .records = 9, .bytes_written = 900, .fsyncs = 3, .fsync_seconds = 0.25, .log_bytes = 932 },
+    { .write_errors = 1 },
+    { .snapshots = 2, .snapshot_failures = 1 },
+    { 0 },
+};
+
 static metrics_snapshot test_snapshot(void) {
     metrics_snapshot s = {
         .nshards = NSHARDS, .shard_keys = snap_keys, .shard_bytes = snap_bytes,
-        .shard_share = snap_share, .shard_map_version = 7, .ready = 1,
+        .shard_share = snap_share, .shard_state = snap_state, .wal = snap_wal, .shard_map_version = 7, .ready = 1,
         .uptime_seconds = 12.5, .version = "0.1.0",
     };
     return s;
@@ -240,6 +248,37 @@ static void test_label_escaping(void **state) {
     metrics_free(m);
 }
 
+static void test_shard_log_families(void **state) {
+    (void)state;
+    metrics *m = metrics_new(1, NSHARDS, routes, NROUTES);
+    skv_buf out;
+    skv_buf_init(&out);
+    render(m, &out);
+    assert_true(sample_value(&out, "shardkv_wal_batches_total{shard=\"0\"}") == 3);
+    assert_true(sample_value(&out, "shardkv_wal_records_total{shard=\"0\"}") == 9);
+    assert_true(sample_value(&out, "shardkv_wal_bytes_total{shard=\"0\"}") == 900);
+    assert_true(sample_value(&out, "shardkv_wal_fsyncs_total{shard=\"0\"}") == 3);
+    assert_true(sample_value(&out, "shardkv_wal_fsync_seconds_total{shard=\"0\"}") == 0.25);
+    assert_true(sample_value(&out, "shardkv_wal_log_bytes{shard=\"0\"}") == 932);
+    assert_true(sample_value(&out, "shardkv_wal_errors_total{shard=\"1\"}") == 1);
+    assert_true(sample_value(&out, "shardkv_snapshots_total{shard=\"2\",result=\"ok\"}") == 2);
+    assert_true(sample_value(&out, "shardkv_snapshots_total{shard=\"2\",result=\"failed\"}") == 1);
+    assert_true(sample_value(&out, "shardkv_shard_state{shard=\"1\",state=\"disk_full\"}") == 1);
+    assert_true(sample_value(&out, "shardkv_shard_state{shard=\"1\",state=\"ok\"}") == 0);
+    assert_true(sample_value(&out, "shardkv_shard_state{shard=\"2\",state=\"degraded\"}") == 1);
+    assert_int_equal(count_lines_with_prefix(&out, "shardkv_shard_state{"), NSHARDS * 3);
+    if (promtool_available()) assert_int_equal(promtool_check(&out), 0);
+    /* no log yet (recovering): the families are declared but empty */
+    metrics_snapshot s = test_snapshot();
+    s.wal = NULL;
+    skv_buf_reset(&out);
+    metrics_render(m, &s, &out);
+    assert_int_equal(count_lines_with_prefix(&out, "shardkv_wal_batches_total{"), 0);
+    assert_int_equal(count_lines_with_prefix(&out, "# TYPE shardkv_wal_batches_total counter"), 1);
+    skv_buf_free(&out);
+    metrics_free(m);
+}
+
 static void test_zero_traffic(void **state) {
     (void)state;
     metrics *m = metrics_new(4, NSHARDS, routes, NROUTES);
@@ -398,6 +437,7 @@ int main(void) {
         cmocka_unit_test(test_histogram_cumulative),
         cmocka_unit_test(test_status_code_buckets),
         cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_shard_log_families),
         cmocka_unit_test(test_zero_traffic),
         cmocka_unit_test(test_promtool_with_traffic),
         cmocka_unit_test(test_concurrent_observe_and_render),
