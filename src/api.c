@@ -10,6 +10,9 @@
 #include <uv.h>
 
 #include "api_internal.h"
+#include "coll.h"
+#include "counter.h"
+#include "scan.h"
 #include "commit.h"
 #include "err.h"
 #include "log.h"
@@ -63,6 +66,10 @@ int api_method_allowed(const http_request *req, reply *r, const char *allow, uns
 int api_check_key(api_worker *w, skv_slice key, reply *r) {
     if (key.len == 0) {
         reply_error(r, 400, "missing_key", "the key is empty");
+        return 0;
+    }
+    if (store_key_is_internal(key)) {
+        reply_error(r, 400, "bad_key", "keys starting with a NUL byte (%%00) are reserved for shardkv's own records");
         return 0;
     }
     if (key.len > w->env->cfg->max_key_bytes) {
@@ -504,6 +511,11 @@ static int recovering(api_worker *w, reply *r) {
 
 int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r) {
     if (path_has_prefix(req, "/v1/kv/", 7)) return recovering(w, r) ? API_ROUTE_KV : handle_kv(w, req, body, r);
+    if (path_is(req, "/v1/kv")) return recovering(w, r) ? API_ROUTE_KV_SCAN : scan_kv_handle(w, req, r);
+    int route = counter_route_of(req);
+    if (route >= 0) return recovering(w, r) ? route : counter_dispatch(w, req, body, r);
+    route = coll_route_of(req);
+    if (route >= 0) return recovering(w, r) ? route : coll_dispatch(w, req, body, r);
     if (path_is(req, "/shards")) return handle_shards(w, req, r);
     if (path_is(req, "/health")) return handle_health(w, req, r);
     if (path_is(req, "/health/live")) return handle_live(w, req, r);
@@ -514,7 +526,7 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
         api_method_allowed(req, r, "GET, HEAD, POST, PUT, DELETE, OPTIONS", 0);
         return API_ROUTE_ROOT;
     }
-    int route = seed_route_of(req);
+    route = seed_route_of(req);
     if (route >= 0) return recovering(w, r) ? route : seed_dispatch(w, req, body, r);
     reply_error(r, 404, "not_found", "no route for %.*s", (int)(req->path.len > 200 ? 200 : req->path.len),
                 req->path.ptr);

@@ -40,6 +40,19 @@
     X(SEED_GET, "/get")                \
     X(SEED_DELETE, "/delete")          \
     X(SEED_KV, "/kv")                  \
+    X(KV_SCAN, "/v1/kv")               \
+    X(COUNTER, "/v1/counters/{name}")  \
+    X(SEED_COUNTER, "/counter")        \
+    X(SEED_COUNTER_INCR, "/counter/increment") \
+    X(SEED_COUNTER_DECR, "/counter/decrement") \
+    X(SEED_COUNTER_VALUE, "/counter/value") \
+    X(COLLECTIONS, "/v1/collections")  \
+    X(COLLECTION, "/v1/collections/{name}") \
+    X(COLLECTION_DOCS, "/v1/collections/{name}/docs") \
+    X(COLLECTION_DOC, "/v1/collections/{name}/docs/{id}") \
+    X(SEED_USERS, "/users")            \
+    X(SEED_USER, "/users/{user_id}")   \
+    X(CACHE_STATS, "/cache/stats")     \
     X(NOT_FOUND, "unmatched")          \
     X(INVALID, "invalid")
 
@@ -64,6 +77,7 @@ typedef struct api_env {
     _Atomic int state;          /* enum api_state */
     uint64_t start_ms;          /* uv_hrtime()/1e6 at start */
     struct commit *commit;      /* set before state becomes READY; read only after */
+    struct coll_registry *colls; /* collections (coll.h); set before READY */
     unsigned nworkers;
 } api_env;
 

@@ -30,6 +30,39 @@ void api_reply_write_error(reply *r, int rc, skv_slice key);
  * shard_apply error, or API_WRITE_ANSWERED. */
 int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
               shard_result *res);
+/*
+ * Answers of writes.  A write route describes its success answer with a
+ * render function (status, ETag, X-Shard and a JSON body, from the write's
+ * result); api_write_answer() applies the write and sends that answer.  The
+ * same rendering is what an Idempotency-Key remembers, so a retry gets the
+ * first answer byte for byte (plus "Idempotent-Replayed: true").
+ *
+ * Encoded answer (also stored durably in idempotency records; version 1):
+ *   u8 version, u16 status, u64 etag version (0 = no ETag), u32 shard
+ *   (UINT32_MAX = no X-Shard), then the JSON body.
+ */
+#define API_NO_SHARD UINT32_MAX
+/* Starts an answer in out (reset first); append the JSON body after it. */
+void api_answer_begin(skv_buf *out, int status, uint64_t etag, uint32_t shard);
+/* Sends an encoded answer through r; replayed adds Idempotent-Replayed. */
+void api_answer_send(reply *r, skv_slice answer, int replayed);
+
+/*
+ * Applies wr (placed by wr->key) like api_write and answers: on success the
+ * answer rendered by render(arg, res, out) (held until durable, 202 when
+ * async); on error the matching JSON error.  Honours the Idempotency-Key
+ * request header (1..255 visible ASCII characters): the first request's
+ * answer is remembered durably for --idempotency-window in the write's
+ * shard and replayed to retries with the same method, target and body;
+ * another request with the same key gets 422 idempotency_key_reused, a
+ * retry while the first is still waiting for the disk 409
+ * idempotency_in_progress.  body is the request body (for the fingerprint).
+ * Returns the shard_apply code (0 on success); the answer is always sent.
+ */
+typedef void (*api_render_fn)(void *arg, const shard_result *res, skv_buf *out);
+int api_write_answer(api_worker *w, const http_request *req, skv_slice body, reply *r, shard_write *wr,
+                     api_render_fn render, void *arg);
+
 /* Places and reads one key; fn runs under the shard lock. */
 int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg);
 

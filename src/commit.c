@@ -416,6 +416,7 @@ static void copy_entry(void *arg, const ht_entry *e) {
     r.seq = e->version;
     r.op = WAL_OP_PUT;
     r.flags = e->flags & 0xffu;
+    r.expires_ms = e->expires_ms;
     r.key = skv_slice_make(ht_entry_key(e), e->key_len);
     r.value = skv_slice_make(ht_entry_value(e), e->val_len);
     wal_record_encode(&sc->copies, &r);

@@ -69,6 +69,8 @@ ht_entry *ht_entry_new(uint64_t hash, const void *key, size_t key_len, const voi
     e->key_len = (uint32_t)key_len;
     e->val_len = (uint32_t)val_len;
     e->flags = 0;
+    e->atime = 0;
+    e->expires_ms = 0;
     if (key_len) memcpy(e->data, key, key_len);
     if (val_len) memcpy(e->data + key_len, val, val_len);
     return e;

@@ -27,6 +27,8 @@ typedef struct ht_entry {
     uint32_t key_len;
     uint32_t val_len;
     uint32_t flags;     /* owner-defined (e.g. value is JSON) */
+    uint32_t atime;     /* owner-defined: last access (the shard's coarse clock, for LRU) */
+    uint64_t expires_ms; /* owner-defined: absolute Unix ms after which the entry is gone (0 = never) */
     char data[];        /* key_len key bytes, then val_len value bytes */
 } ht_entry;
 
@@ -36,7 +38,7 @@ static inline const char *ht_entry_value(const ht_entry *e) { return e->data + e
 static inline size_t ht_entry_size(const ht_entry *e) { return sizeof(*e) + e->key_len + e->val_len; }
 
 /* Allocates an unlinked entry with copies of key and value (next = NULL,
- * version = 0, flags = 0).  Uses skv_try_malloc: returns NULL on OOM.
+ * version = flags = atime = expires_ms = 0).  Uses skv_try_malloc: returns NULL on OOM.
  * The caller owns it until it is passed to ht_put(); free with free(). */
 ht_entry *ht_entry_new(uint64_t hash, const void *key, size_t key_len, const void *val, size_t val_len);
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "coll.h"
 #include "commit.h"
 #include "datadir.h"
 #include "err.h"
@@ -366,6 +367,11 @@ int server_run(server *s) {
         if (commit_start(&cc, s->env.st, cfg->threads, &s->commit) != SKV_OK) {
             log_error("recovery failed: not starting");
             failed = 2;
+        } else if (coll_registry_new(s->env.st, cfg, &s->env.colls) != SKV_OK) {
+            log_error("loading the collections failed: not starting");
+            commit_stop(s->commit);
+            s->commit = NULL;
+            failed = 2;
         }
     }
     if (failed) {
@@ -389,6 +395,8 @@ int server_run(server *s) {
     /* The workers are gone, so nothing writes any more: flush and sync what is buffered. */
     commit_stop(s->commit);
     s->commit = s->env.commit = NULL;
+    coll_registry_free(s->env.colls);
+    s->env.colls = NULL;
     log_info("shutdown complete");
     return SKV_OK;
 }

@@ -1,9 +1,12 @@
 #include "shard.h"
 
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "err.h"
+#include "mem.h"
 
 void shard_init(shard *s, uint32_t id) {
     pthread_mutex_init(&s->lock, NULL);
@@ -19,6 +22,14 @@ void shard_init(shard *s, uint32_t id) {
     s->waiters = s->waiters_tail = NULL;
     s->kick = NULL;
     s->kick_arg = NULL;
+    s->observer = NULL;
+    s->observer_arg = NULL;
+    s->clock_ms = shard_wall_ms;
+    skv_buf_init(&s->scratch);
+    atomic_init(&s->hits, 0);
+    atomic_init(&s->misses, 0);
+    atomic_init(&s->expired, 0);
+    atomic_init(&s->evicted, 0);
     atomic_init(&s->keys, 0);
     atomic_init(&s->bytes, 0);
     atomic_init(&s->pending_count, 0);
@@ -29,8 +40,32 @@ void shard_destroy(shard *s) {
     ht_free(s->pending);
     s->table = s->pending = NULL;
     skv_buf_free(&s->buf);
+    skv_buf_free(&s->scratch);
     pthread_mutex_destroy(&s->lock);
 }
+
+uint64_t shard_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void shard_set_observer(shard *s, shard_observer_fn fn, void *arg) {
+    s->observer = fn;
+    s->observer_arg = arg;
+}
+
+static void stat_inc(_Atomic uint64_t *v) { atomic_fetch_add_explicit(v, 1, memory_order_relaxed); }
+
+void shard_stats_get(shard *s, shard_stats *out) {
+    out->hits = atomic_load_explicit(&s->hits, memory_order_relaxed);
+    out->misses = atomic_load_explicit(&s->misses, memory_order_relaxed);
+    out->expired = atomic_load_explicit(&s->expired, memory_order_relaxed);
+    out->evicted = atomic_load_explicit(&s->evicted, memory_order_relaxed);
+}
+
+/* Coarse clock for LRU: seconds, wrapping after 136 years. */
+static uint32_t lru_clock(const shard *s) { return (uint32_t)(s->clock_ms() / 1000); }
 
 void shard_attach_log(shard *s, int sync_writes, shard_kick_fn kick, void *arg) {
     s->logged = 1;
@@ -57,6 +92,15 @@ static void pending_adjust(shard *s, int64_t delta) {
  * its key ("newer version wins").  A tombstone removes an older entry.
  * Takes ownership of e.
  */
+/* Removes the visible entry of key (if any), telling the observer. */
+static void table_remove(shard *s, uint64_t h, const char *key, size_t key_len) {
+    ht_entry *old = ht_remove(s->table, h, key, key_len);
+    if (!old) return;
+    account(s, -1, -(int64_t)ht_entry_size(old));
+    if (s->observer) s->observer(s->observer_arg, s, old, NULL);
+    free(old);
+}
+
 static void table_install(shard *s, ht_entry *e) {
     const char *key = ht_entry_key(e);
     ht_entry *cur = ht_find(s->table, e->hash, key, e->key_len);
@@ -65,17 +109,21 @@ static void table_install(shard *s, ht_entry *e) {
         return;
     }
     if (e->flags & SHARD_TOMBSTONE) {
-        if (cur) {
-            ht_entry *old = ht_remove(s->table, e->hash, key, e->key_len);
-            account(s, -1, -(int64_t)ht_entry_size(old));
-            free(old);
-        }
+        if (cur) table_remove(s, e->hash, key, e->key_len);
         free(e);
         return;
     }
+    if (!e->atime) e->atime = lru_clock(s);
     ht_entry *old = ht_put(s->table, e);
     account(s, old ? 0 : 1, (int64_t)ht_entry_size(e) - (old ? (int64_t)ht_entry_size(old) : 0));
+    if (s->observer) s->observer(s->observer_arg, s, old, e);
     free(old);
+}
+
+/* Removes an expired visible entry (not logged: see shard.h). */
+static void expire_entry(shard *s, ht_entry *e) {
+    stat_inc(&s->expired);
+    table_remove(s, e->hash, ht_entry_key(e), e->key_len);
 }
 
 /*
@@ -95,8 +143,16 @@ static uint64_t superseded_hash(uint64_t key_hash, uint64_t version) {
  * table.  A pending tombstone means "absent" (NULL) with *pend set. */
 static ht_entry *newest(shard *s, uint64_t h, skv_slice key, ht_entry **pend) {
     *pend = ht_count(s->pending) ? ht_find(s->pending, h, key.ptr, key.len) : NULL;
-    if (*pend) return ((*pend)->flags & SHARD_TOMBSTONE) ? NULL : *pend;
-    return ht_find(s->table, h, key.ptr, key.len);
+    if (*pend) {
+        if ((*pend)->flags & SHARD_TOMBSTONE) return NULL;
+        return shard_entry_expired(*pend, s->clock_ms()) ? NULL : *pend;
+    }
+    ht_entry *e = ht_find(s->table, h, key.ptr, key.len);
+    if (e && shard_entry_expired(e, s->clock_ms())) {
+        expire_entry(s, e);
+        return NULL;
+    }
+    return e;
 }
 
 static int cond_holds(const shard_write *w, const ht_entry *cur) {
@@ -108,15 +164,70 @@ static int cond_holds(const shard_write *w, const ht_entry *cur) {
     }
 }
 
-static void append_record(shard *s, const shard_write *w, uint64_t seq) {
+static void append_record(shard *s, int op, skv_slice key, skv_slice value, uint32_t flags, uint64_t expires_ms,
+                          uint64_t seq) {
     wal_record r = { 0 };
     r.seq = seq;
-    r.op = w->op == SHARD_OP_PUT ? WAL_OP_PUT : WAL_OP_DELETE;
-    r.flags = w->op == SHARD_OP_PUT ? (w->flags & 0xffu) : 0;
-    r.key = w->key;
-    if (w->op == SHARD_OP_PUT) r.value = w->value;
+    r.op = op == SHARD_OP_PUT ? WAL_OP_PUT : WAL_OP_DELETE;
+    r.flags = flags & 0xffu;
+    r.key = key;
+    if (op == SHARD_OP_PUT) {
+        r.value = value;
+        r.expires_ms = expires_ms;
+    }
     wal_record_encode(&s->buf, &r);
     s->buf_last_seq = seq;
+}
+
+/* Remembered answers (idempotency records): u64 fingerprint, then the answer. */
+#define IDEM_FP_BYTES 8
+
+static void idem_value(const shard_write *w, const skv_buf *answer, skv_buf *out) {
+    unsigned char fp[IDEM_FP_BYTES];
+    for (int i = 0; i < IDEM_FP_BYTES; i++) fp[i] = (unsigned char)(w->idem_fingerprint >> (8 * i));
+    skv_buf_reset(out);
+    skv_buf_append(out, fp, sizeof fp);
+    if (answer->len) skv_buf_append(out, answer->data, answer->len);
+}
+
+/* The write's Idempotency-Key was seen before: SKV_EEXISTS with the answer,
+ * SKV_EINVAL for another request, SKV_EAGAIN while it waits for the disk. */
+static int idem_found(const shard_write *w, const ht_entry *e, int is_pending) {
+    const unsigned char *v = (const unsigned char *)ht_entry_value(e);
+    uint64_t fp = 0;
+    if (e->val_len < IDEM_FP_BYTES) return SKV_EINVAL;
+    for (int i = 0; i < IDEM_FP_BYTES; i++) fp |= (uint64_t)v[i] << (8 * i);
+    if (fp != w->idem_fingerprint) return SKV_EINVAL;
+    if (is_pending) return SKV_EAGAIN;
+    if (w->replay) {
+        skv_buf_reset(w->replay);
+        skv_buf_append(w->replay, ht_entry_value(e) + IDEM_FP_BYTES, e->val_len - IDEM_FP_BYTES);
+    }
+    return SKV_EEXISTS;
+}
+
+/* Makes e (a new version of its key) visible now, or pending until its
+ * batch is durable. */
+static void place_entry(shard *s, ht_entry *e, int goes_pending) {
+    if (goes_pending) {
+        ht_entry *old = ht_put(s->pending, e);
+        if (old) { /* keep it until its batch is durable (superseded_hash) */
+            old->hash = superseded_hash(old->hash, old->version);
+            free(ht_put(s->pending, old));
+        }
+        pending_adjust(s, 1);
+    } else {
+        table_install(s, e);
+    }
+}
+
+static void add_waiter(shard *s, shard_waiter *w, uint64_t seq) {
+    w->seq = seq;
+    w->status = 0;
+    w->next = NULL;
+    if (s->waiters_tail) s->waiters_tail->next = w;
+    else s->waiters = w;
+    s->waiters_tail = w;
 }
 
 int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result *res) {
@@ -124,12 +235,24 @@ int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result 
     res->version = 0;
     res->created = 0;
     res->pending = 0;
+    res->shard = s->id;
+    ht_entry *e = NULL, *ie = NULL;
     pthread_mutex_lock(&s->lock);
     if (s->state != SHARD_OK) {
         rc = s->state == SHARD_NOSPACE ? SKV_ENOSPACE : SKV_EIO;
         goto out;
     }
+    /* A retry is answered before any condition is evaluated again. */
+    uint64_t idem_hash = 0;
     ht_entry *pend;
+    if (w->idem_key.len) {
+        idem_hash = XXH3_64bits(w->idem_key.ptr, w->idem_key.len);
+        ht_entry *seen = newest(s, idem_hash, w->idem_key, &pend);
+        if (seen) {
+            rc = idem_found(w, seen, seen == pend);
+            goto out;
+        }
+    }
     ht_entry *cur = newest(s, key_hash, w->key, &pend);
     if (!cond_holds(w, cur)) {
         res->version = cur ? cur->version : 0;
@@ -140,15 +263,23 @@ int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result 
         rc = SKV_ENOTFOUND;
         goto out;
     }
+    skv_slice value = w->value;
+    uint32_t flags = w->flags;
+    uint64_t expires_ms = w->expires_ms;
+    if (w->op == SHARD_OP_PUT && w->compute) {
+        skv_buf_reset(&s->scratch);
+        rc = w->compute(w->compute_arg, cur, &s->scratch, &flags, &expires_ms);
+        if (rc != SKV_OK) goto out;
+        value = skv_slice_make(s->scratch.data ? s->scratch.data : "", s->scratch.len);
+    }
     /* Pending when the disk must come first, or when an older pending write
      * of this key must be overtaken in order. */
     int goes_pending = s->logged && s->sync_writes && (!w->async || pend);
     /* Allocate before taking a seq or logging anything: an ENOMEM changes
      * nothing.  An immediate delete allocates nothing, so deleting works
      * under memory pressure. */
-    ht_entry *e = NULL;
     if (w->op == SHARD_OP_PUT)
-        e = ht_entry_new(key_hash, w->key.ptr, w->key.len, w->value.ptr, w->value.len);
+        e = ht_entry_new(key_hash, w->key.ptr, w->key.len, value.ptr, value.len);
     else if (goes_pending)
         e = ht_entry_new(key_hash, w->key.ptr, w->key.len, "", 0);
     if (!e && (w->op == SHARD_OP_PUT || goes_pending)) {
@@ -158,48 +289,154 @@ int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result 
     uint64_t seq = ++s->seq;
     res->version = seq;
     res->created = w->op == SHARD_OP_PUT && !cur;
-    if (s->logged) append_record(s, w, seq);
-    if (e) {
-        e->flags = w->op == SHARD_OP_PUT ? w->flags : SHARD_TOMBSTONE;
-        e->version = seq;
+    if (w->idem_key.len) {
+        /* Render the answer now that the result is known, and store it with
+         * the write (same atomic log group, same visibility). */
+        skv_buf answer, iv;
+        skv_buf_init(&answer);
+        skv_buf_init(&iv);
+        if (w->render) w->render(w->render_arg, res, &answer);
+        idem_value(w, &answer, &iv);
+        ie = ht_entry_new(idem_hash, w->idem_key.ptr, w->idem_key.len, iv.data, iv.len);
+        if (w->replay) {
+            skv_buf_reset(w->replay);
+            if (answer.len) skv_buf_append(w->replay, answer.data, answer.len);
+        }
+        skv_buf_free(&answer);
+        if (!ie) {
+            skv_buf_free(&iv);
+            s->seq--; /* nothing was logged with it */
+            rc = SKV_ENOMEM;
+            goto out;
+        }
+        if (s->logged) {
+            append_record(s, w->op, w->key, value, flags | WAL_FLAG_GROUP_NEXT, expires_ms, seq);
+            append_record(s, SHARD_OP_PUT, w->idem_key, skv_slice_make(iv.data, iv.len), 0, w->idem_expires_ms,
+                          ++s->seq);
+        } else {
+            ++s->seq;
+        }
+        skv_buf_free(&iv);
+        ie->version = s->seq;
+        ie->expires_ms = w->idem_expires_ms;
+    } else if (s->logged) {
+        append_record(s, w->op, w->key, value, flags, expires_ms, seq);
     }
-    if (goes_pending) {
-        ht_entry *old = ht_put(s->pending, e);
-        if (old) { /* keep it until its batch is durable (superseded_hash) */
-            old->hash = superseded_hash(old->hash, old->version);
-            free(ht_put(s->pending, old));
-        }
-        pending_adjust(s, 1);
-        if (!w->async && w->waiter) {
-            w->waiter->seq = seq;
-            w->waiter->status = 0;
-            w->waiter->next = NULL;
-            if (s->waiters_tail) s->waiters_tail->next = w->waiter;
-            else s->waiters = w->waiter;
-            s->waiters_tail = w->waiter;
-            res->pending = 1;
-        }
-    } else if (e) {
-        table_install(s, e);
+    if (e) {
+        e->flags = w->op == SHARD_OP_PUT ? flags : SHARD_TOMBSTONE;
+        e->expires_ms = w->op == SHARD_OP_PUT ? expires_ms : 0;
+        e->version = seq;
+        place_entry(s, e, goes_pending);
+        e = NULL;
     } else {
-        ht_entry *old = ht_remove(s->table, key_hash, w->key.ptr, w->key.len);
-        if (old) {
-            account(s, -1, -(int64_t)ht_entry_size(old));
-            free(old);
-        }
+        table_remove(s, key_hash, w->key.ptr, w->key.len);
+    }
+    if (ie) {
+        place_entry(s, ie, goes_pending);
+        ie = NULL;
+    }
+    if (goes_pending && !w->async && w->waiter) {
+        add_waiter(s, w->waiter, s->seq);
+        res->pending = 1;
     }
     if (s->logged && s->kick) s->kick(s->kick_arg, s);
 out:
     pthread_mutex_unlock(&s->lock);
+    free(e);
     return rc;
 }
 
 int shard_get(shard *s, uint64_t key_hash, skv_slice key, shard_read_fn fn, void *arg) {
     pthread_mutex_lock(&s->lock);
     ht_entry *e = ht_find(s->table, key_hash, key.ptr, key.len);
-    if (e) fn(arg, e);
+    if (e && shard_entry_expired(e, s->clock_ms())) {
+        expire_entry(s, e);
+        e = NULL;
+    }
+    if (e) {
+        e->atime = lru_clock(s);
+        fn(arg, e);
+    }
     pthread_mutex_unlock(&s->lock);
+    stat_inc(e ? &s->hits : &s->misses);
     return e ? SKV_OK : SKV_ENOTFOUND;
+}
+
+typedef struct expire_ctx {
+    uint64_t now;
+    ht_entry *found[64];
+    size_t n;
+} expire_ctx;
+
+static void collect_expired(void *arg, const ht_entry *e) {
+    expire_ctx *c = arg;
+    if (c->n < sizeof c->found / sizeof c->found[0] && shard_entry_expired(e, c->now)) c->found[c->n++] = (ht_entry *)e;
+}
+
+size_t shard_expire_some(shard *s, uint64_t *cursor, size_t max_buckets) {
+    size_t removed = 0;
+    pthread_mutex_lock(&s->lock);
+    expire_ctx c;
+    c.now = s->clock_ms();
+    for (size_t i = 0; i < max_buckets; i++) {
+        c.n = 0;
+        /* ht_scan must not see the table change: collect, then remove. */
+        *cursor = ht_scan(s->table, *cursor, collect_expired, &c);
+        for (size_t j = 0; j < c.n; j++) expire_entry(s, c.found[j]);
+        removed += c.n;
+        if (*cursor == 0) break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return removed;
+}
+
+typedef struct lru_ctx {
+    ht_entry *victim;
+    size_t seen, samples;
+} lru_ctx;
+
+static void lru_consider(void *arg, const ht_entry *e) {
+    lru_ctx *c = arg;
+    if (c->seen >= c->samples || (e->key_len > 0 && ht_entry_key(e)[0] == '\0')) return; /* internal key */
+    c->seen++;
+    if (!c->victim || e->atime < c->victim->atime) c->victim = (ht_entry *)e;
+}
+
+int shard_evict_one(shard *s, size_t samples, uint64_t random, uint64_t *freed) {
+    *freed = 0;
+    pthread_mutex_lock(&s->lock);
+    lru_ctx c = { NULL, 0, samples ? samples : 1 };
+    /* Start at a random cursor position; wrap once. */
+    uint64_t cursor = random, start_wraps = 0;
+    for (size_t visited = 0; c.seen < c.samples && visited < 4 * c.samples + 64; visited++) {
+        cursor = ht_scan(s->table, cursor, lru_consider, &c);
+        if (cursor == 0 && ++start_wraps > 1) break;
+    }
+    if (!c.victim) {
+        pthread_mutex_unlock(&s->lock);
+        return SKV_ENOTFOUND;
+    }
+    ht_entry *v = c.victim;
+    *freed = ht_entry_size(v);
+    uint64_t h = v->hash;
+    char *key = skv_try_malloc(v->key_len);
+    if (!key) {
+        pthread_mutex_unlock(&s->lock);
+        return SKV_ENOMEM;
+    }
+    memcpy(key, ht_entry_key(v), v->key_len);
+    shard_write w = { 0 };
+    w.op = SHARD_OP_DELETE;
+    w.key = skv_slice_make(key, v->key_len);
+    w.async = 1;
+    pthread_mutex_unlock(&s->lock);
+    /* The victim may have been rewritten meanwhile: this then deletes the
+     * fresher value, which an LRU cache policy allows. */
+    shard_result res;
+    int rc = shard_apply(s, h, &w, &res);
+    free(key);
+    if (rc == SKV_OK) stat_inc(&s->evicted);
+    return rc == SKV_ENOTFOUND ? SKV_OK : rc;
 }
 
 typedef struct list_ctx {
@@ -301,8 +538,11 @@ int shard_replay(shard *s, const wal_record *r) {
     ht_entry *e = r->op == WAL_OP_PUT ? ht_entry_new(h, r->key.ptr, r->key.len, r->value.ptr, r->value.len)
                                       : ht_entry_new(h, r->key.ptr, r->key.len, "", 0);
     if (!e) return SKV_ENOMEM;
-    e->flags = r->op == WAL_OP_PUT ? r->flags : SHARD_TOMBSTONE;
+    e->flags = r->op == WAL_OP_PUT ? (r->flags & ~WAL_FLAG_GROUP_NEXT) : SHARD_TOMBSTONE;
+    e->expires_ms = r->op == WAL_OP_PUT ? r->expires_ms : 0;
     e->version = r->seq;
+    /* An expired record deletes what it replaced: the key never comes back. */
+    if (shard_entry_expired(e, s->clock_ms())) e->flags = SHARD_TOMBSTONE;
     /* Uncontended during recovery, but /shards may read meanwhile. */
     pthread_mutex_lock(&s->lock);
     if (r->seq > s->seq) s->seq = r->seq;

@@ -50,9 +50,31 @@ static int pinned_shard(skv_slice key, uint32_t nshards, uint32_t *shard_out) {
     return 1;
 }
 
+skv_slice store_internal_key(skv_buf *out, char ns, uint32_t shard_id, const void *name, size_t name_len) {
+    unsigned char h[STORE_INTERNAL_HEADER] = { 0, (unsigned char)ns, (unsigned char)(shard_id >> 24),
+                                               (unsigned char)(shard_id >> 16), (unsigned char)(shard_id >> 8),
+                                               (unsigned char)shard_id };
+    skv_buf_reset(out);
+    skv_buf_append(out, h, sizeof h);
+    if (name_len) skv_buf_append(out, name, name_len);
+    return skv_slice_make(out->data, out->len);
+}
+
+int store_internal_key_parse(skv_slice key, char *ns, uint32_t *shard_id, skv_slice *name) {
+    if (key.len < STORE_INTERNAL_HEADER || key.ptr[0] != '\0') return 0;
+    const unsigned char *p = (const unsigned char *)key.ptr;
+    *ns = (char)p[1];
+    *shard_id = (uint32_t)p[2] << 24 | (uint32_t)p[3] << 16 | (uint32_t)p[4] << 8 | p[5];
+    *name = skv_slice_make(key.ptr + STORE_INTERNAL_HEADER, key.len - STORE_INTERNAL_HEADER);
+    return 1;
+}
+
 /* The placement decision for key, given its XXH3 hash when known (has_h). */
 static uint32_t place(store *st, skv_slice key, int has_h, uint64_t h) {
     uint32_t id;
+    char ns;
+    skv_slice name;
+    if (store_internal_key_parse(key, &ns, &id, &name)) return id % st->nshards;
     if (pinned_shard(key, st->nshards, &id)) {
         log_debug("Key '%.*s' pinned by userId %% %u to shard %u", (int)(key.len > 200 ? 200 : key.len), key.ptr,
                   st->nshards, id);

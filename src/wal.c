@@ -596,7 +596,36 @@ typedef struct scan_state {
     int have_shard;
     uint32_t shard_id;
     seg_reader rd;
+    skv_buf group;        /* records of an unfinished atomic group, re-encoded */
+    uint64_t group_off;   /* offset of its first record */
 } scan_state;
+
+/* Counts r and hands it to fn when it is past from_seq. */
+static int deliver_one(scan_state *st, const wal_record *r) {
+    if (r->seq <= st->from_seq) return 0;
+    st->rep->records++;
+    return st->fn != NULL ? st->fn(st->arg, r) : 0;
+}
+
+/* Hands r to fn, holding the records of an atomic group back until its last one. */
+static int deliver(scan_state *st, const wal_record *r, uint64_t off) {
+    if (r->flags & WAL_FLAG_GROUP_NEXT) {
+        if (st->group.len == 0) st->group_off = off;
+        wal_record_encode(&st->group, r);
+        return 0;
+    }
+    size_t pos = 0;
+    while (pos < st->group.len) {
+        wal_record g;
+        size_t used = 0;
+        if (wal_record_decode(st->group.data + pos, st->group.len - pos, &g, &used) != SKV_OK) abort();
+        pos += used;
+        int rc = deliver_one(st, &g);
+        if (rc != 0) return rc;
+    }
+    skv_buf_reset(&st->group);
+    return deliver_one(st, r);
+}
 
 static int scan_fail(scan_state *st, const char *path, uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -760,13 +789,8 @@ static int scan_records(scan_state *st, const char *path, uint64_t first_seq, in
         st->have_prev = 1;
         st->prev_seq = r.seq;
         st->rep->last_seq = r.seq;
-        if (r.seq > st->from_seq) {
-            st->rep->records++;
-            if (st->fn != NULL) {
-                int rc = st->fn(st->arg, &r);
-                if (rc != 0) return rc;
-            }
-        }
+        int rc = deliver(st, &r, off);
+        if (rc != 0) return rc;
         off = rec_end;
     }
     return 0;
@@ -794,6 +818,17 @@ static int scan_segment(scan_state *st, const char *path, uint64_t name_seq, int
         goto cleanup;
     }
     if (scan_header(st, path, name_seq, is_last, &rc)) rc = scan_records(st, path, name_seq, is_last);
+    if (rc == 0 && st->group.len > 0) {
+        /* A group is written in one batch and never spans segments: cut by
+         * the end of the log it is a torn write, anywhere else corruption. */
+        if (!is_last) {
+            rc = scan_fail(st, path, st->group_off, "atomic record group cut by the end of the segment");
+        } else if (!st->rep->torn_tail || st->group_off < st->rep->tail_offset) {
+            st->rep->torn_tail = 1;
+            st->rep->tail_offset = st->group_off;
+        }
+        skv_buf_reset(&st->group);
+    }
 cleanup:
     st->rd.fd = -1;
     close(fd);
@@ -824,6 +859,7 @@ int wal_scan(const char *dir, uint64_t from_seq, wal_record_fn fn, void *arg, wa
     }
 cleanup:
     free(st.rd.buf);
+    skv_buf_free(&st.group);
     free(segs.v);
     return rc;
 }

@@ -66,6 +66,13 @@
 
 enum wal_op { WAL_OP_PUT = 1, WAL_OP_DELETE = 2 };
 
+/* Record flag owned by the log: the next record belongs to the same atomic
+ * group (e.g. a write and its idempotency record).  wal_scan delivers a
+ * group only once its last record (without the flag) is read; a group cut
+ * by the end of the log is a torn tail, dropped whole.  The other flag bits
+ * are the writer's (entry flags). */
+#define WAL_FLAG_GROUP_NEXT 0x80u
+
 typedef struct wal_record {
     uint64_t seq;
     int op;                 /* enum wal_op */

@@ -197,7 +197,7 @@ static void test_put_flags(void **state) {
 static void test_binary_and_empty_keys(void **state) {
     shard *s = *state;
     shard_result r;
-    shard_write w = { SHARD_OP_PUT, skv_slice_make("a\0b", 3), skv_slice_make("v\0w", 3), 0, SHARD_COND_NONE, 0, 0, NULL };
+    shard_write w = { .op = SHARD_OP_PUT, .key = skv_slice_make("a\0b", 3), .value = skv_slice_make("v\0w", 3) };
     assert_int_equal(shard_apply(s, key_hash("a\0b", 3), &w, &r), SKV_OK);
     w.key = skv_slice_make("a\0c", 3);
     w.value = skv_slice_make("other", 5);
