@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
+#include <xxhash.h>
 
 #include "api_internal.h"
 #include "coll.h"
@@ -31,6 +32,8 @@ void api_worker_init(api_worker *w, api_env *env, unsigned id) {
     w->mw = metrics_worker_slot(env->m, id);
     skv_buf_init(&w->key);
     skv_buf_init(&w->tmp);
+    skv_buf_init(&w->answer);
+    skv_buf_init(&w->idem);
     skv_buf_reserve(&w->key, 256);
     skv_buf_reserve(&w->tmp, 1024);
 }
@@ -38,6 +41,8 @@ void api_worker_init(api_worker *w, api_env *env, unsigned id) {
 void api_worker_destroy(api_worker *w) {
     skv_buf_free(&w->key);
     skv_buf_free(&w->tmp);
+    skv_buf_free(&w->answer);
+    skv_buf_free(&w->idem);
 }
 
 /* ---- shared helpers (api_internal.h) ------------------------------------------------------- */
@@ -146,6 +151,124 @@ int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr,
     return rc;
 }
 
+/* ---- answers and idempotency ------------------------------------------------------------------ */
+
+#define ANSWER_VERSION 1
+#define ANSWER_HEADER 15 /* u8 version, u16 status, u64 etag, u32 shard */
+#define IDEM_KEY_MAX 255
+
+void api_answer_begin(skv_buf *out, int status, uint64_t etag, uint32_t shard_id) {
+    unsigned char h[ANSWER_HEADER];
+    h[0] = ANSWER_VERSION;
+    h[1] = (unsigned char)status;
+    h[2] = (unsigned char)(status >> 8);
+    for (int i = 0; i < 8; i++) h[3 + i] = (unsigned char)(etag >> (8 * i));
+    for (int i = 0; i < 4; i++) h[11 + i] = (unsigned char)(shard_id >> (8 * i));
+    skv_buf_reset(out);
+    skv_buf_append(out, h, sizeof h);
+}
+
+void api_answer_send(reply *r, skv_slice a, int replayed) {
+    const unsigned char *h = (const unsigned char *)a.ptr;
+    if (a.len < ANSWER_HEADER || h[0] != ANSWER_VERSION) {
+        reply_error(r, 500, "internal", "a remembered answer could not be read");
+        return;
+    }
+    int status = h[1] | h[2] << 8;
+    uint64_t etag = 0;
+    uint32_t shard_id = 0;
+    for (int i = 0; i < 8; i++) etag |= (uint64_t)h[3 + i] << (8 * i);
+    for (int i = 0; i < 4; i++) shard_id |= (uint32_t)h[11 + i] << (8 * i);
+    reply_start(r, status);
+    if (etag) reply_etag(r, etag);
+    if (shard_id != API_NO_SHARD) reply_header_u64(r, "X-Shard", shard_id);
+    if (replayed) reply_header_cstr(r, "Idempotent-Replayed", "true");
+    reply_body(r, "application/json", a.ptr + ANSWER_HEADER, a.len - ANSWER_HEADER);
+}
+
+/* The Idempotency-Key header: 0 when absent, 1 when valid, -1 after answering 400. */
+static int idempotency_key(const http_request *req, skv_slice *out, reply *r) {
+    *out = http_header_get(req, "Idempotency-Key");
+    if (!out->ptr) return 0;
+    int ok = out->len >= 1 && out->len <= IDEM_KEY_MAX;
+    for (size_t i = 0; ok && i < out->len; i++) ok = out->ptr[i] > 0x20 && out->ptr[i] < 0x7f;
+    if (ok) return 1;
+    reply_error(r, 400, "bad_idempotency_key", "Idempotency-Key must be 1 to %d visible ASCII characters",
+                IDEM_KEY_MAX);
+    return -1;
+}
+
+/* What makes two requests "the same" for an Idempotency-Key. */
+static uint64_t request_fingerprint(const http_request *req, skv_slice body) {
+    XXH3_state_t *st = XXH3_createState();
+    if (!st) abort();
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, req->method_name.ptr, req->method_name.len);
+    XXH3_64bits_update(st, " ", 1);
+    XXH3_64bits_update(st, req->target.ptr, req->target.len);
+    XXH3_64bits_update(st, "\n", 1);
+    if (body.len) XXH3_64bits_update(st, body.ptr, body.len);
+    uint64_t h = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return h;
+}
+
+typedef struct render_wrap {
+    api_render_fn render;
+    void *arg;
+} render_wrap;
+
+static void render_wrapped(void *arg, const shard_result *res, skv_buf *out) {
+    render_wrap *rw = arg;
+    rw->render(rw->arg, res, out);
+}
+
+int api_write_answer(api_worker *w, const http_request *req, skv_slice body, reply *r, shard_write *wr,
+                     api_render_fn render, void *arg) {
+    skv_slice ikey;
+    int has_key = idempotency_key(req, &ikey, r);
+    if (has_key < 0) return SKV_EINVAL;
+    store *st = w->env->st;
+    if (!parse_durability(req, &wr->async, r)) return SKV_EINVAL;
+    wr->waiter = r->waiter;
+    uint64_t h;
+    uint32_t id = store_locate(st, wr->key, &h);
+    metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
+    skv_buf *answer = &w->answer;
+    render_wrap rw = { render, arg };
+    if (has_key) {
+        wr->idem_key = store_internal_key(&w->idem, STORE_NS_IDEMPOTENCY, id, ikey.ptr, ikey.len);
+        wr->idem_fingerprint = request_fingerprint(req, body);
+        wr->idem_expires_ms = shard_wall_ms() + w->env->cfg->idempotency_window_ms;
+        wr->render = render_wrapped;
+        wr->render_arg = &rw;
+        wr->replay = answer;
+    }
+    shard_result res;
+    int rc = shard_apply(store_shard(st, id), h, wr, &res);
+    switch (rc) {
+    case SKV_OK:
+        if (!has_key) render(arg, &res, answer);
+        r->held = res.pending;
+        r->accepted = wr->async;
+        api_answer_send(r, skv_slice_make(answer->data, answer->len), 0);
+        break;
+    case SKV_EEXISTS: api_answer_send(r, skv_slice_make(answer->data, answer->len), 1); break;
+    case SKV_EINVAL:
+        reply_error(r, 422, "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request (method, target or body)");
+        break;
+    case SKV_EAGAIN:
+        r->extra = "Retry-After: 1\r\n";
+        reply_error(r, 409, "idempotency_in_progress",
+                    "the first request with this Idempotency-Key is still being written; retry shortly");
+        r->extra = NULL;
+        break;
+    default: api_reply_write_error(r, rc, wr->key); break;
+    }
+    return rc == SKV_EEXISTS ? SKV_OK : rc;
+}
+
 void api_write_failed(reply *r, int err) { api_reply_write_error(r, err, skv_slice_make("", 0)); }
 
 int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn, void *arg) {
@@ -215,22 +338,49 @@ static void kv_get_found(void *arg, const ht_entry *e) {
     reply_start(c->r, 200);
     reply_etag(c->r, e->version);
     reply_header_u64(c->r, "X-Shard", c->shard_id);
+    if (e->expires_ms) reply_header_u64(c->r, "X-Expires-At-Ms", e->expires_ms);
     reply_body(c->r, (e->flags & SHARD_VAL_JSON) ? "application/json" : "application/octet-stream",
                ht_entry_value(e), e->val_len);
 }
 
-static void kv_written(api_worker *w, reply *r, skv_slice key, uint32_t shard_id, const shard_result *res, int deleted) {
-    skv_buf *b = &w->tmp;
-    skv_buf_reset(b);
+typedef struct kv_answer {
+    skv_slice key;
+    int deleted;
+    uint64_t expires_ms;
+} kv_answer;
+
+/* api_render_fn of the KV writes. */
+static void kv_render(void *arg, const shard_result *res, skv_buf *b) {
+    const kv_answer *a = arg;
+    api_answer_begin(b, !a->deleted && res->created ? 201 : 200, res->version, res->shard);
     skv_buf_append_cstr(b, "{\"key\":\"");
-    skv_buf_append_json_str(b, key.ptr, key.len);
-    skv_buf_printf(b, "\",\"version\":%llu,\"shard\":%u", (unsigned long long)res->version, shard_id);
-    if (deleted) skv_buf_append_cstr(b, ",\"deleted\":true}");
+    skv_buf_append_json_str(b, a->key.ptr, a->key.len);
+    skv_buf_printf(b, "\",\"version\":%llu,\"shard\":%u", (unsigned long long)res->version, res->shard);
+    if (a->expires_ms) skv_buf_printf(b, ",\"expires_at_ms\":%llu", (unsigned long long)a->expires_ms);
+    if (a->deleted) skv_buf_append_cstr(b, ",\"deleted\":true}");
     else skv_buf_append_cstr(b, res->created ? ",\"created\":true}" : ",\"created\":false}");
-    reply_start(r, !deleted && res->created ? 201 : 200);
-    reply_etag(r, res->version);
-    reply_header_u64(r, "X-Shard", shard_id);
-    reply_json_buf(r, b);
+}
+
+/* ?ttl=SECONDS on a PUT: 0 when absent or valid (*expires_ms set), -1 after answering 400. */
+#define KV_MAX_TTL_S (10ull * 365 * 86400)
+static int parse_ttl(const http_request *req, uint64_t *expires_ms, reply *r) {
+    char tmp[32];
+    skv_buf v;
+    skv_buf_init(&v);
+    int found = http_query_get(req->query, "ttl", &v);
+    int ok = found == 0;
+    *expires_ms = 0;
+    if (found == 1 && v.len > 0 && v.len < sizeof tmp) {
+        memcpy(tmp, v.data, v.len);
+        tmp[v.len] = '\0';
+        char *end;
+        unsigned long long s = strtoull(tmp, &end, 10);
+        ok = *end == '\0' && tmp[0] >= '0' && tmp[0] <= '9' && s >= 1 && s <= KV_MAX_TTL_S;
+        if (ok) *expires_ms = shard_wall_ms() + s * 1000;
+    }
+    skv_buf_free(&v);
+    if (!ok) reply_error(r, 400, "bad_ttl", "ttl must be a whole number of seconds from 1 to %llu", KV_MAX_TTL_S);
+    return ok ? 0 : -1;
 }
 
 static int handle_kv(api_worker *w, const http_request *req, skv_slice body, reply *r) {
@@ -245,7 +395,6 @@ static int handle_kv(api_worker *w, const http_request *req, skv_slice body, rep
     }
     skv_slice key = skv_slice_make(w->key.data ? w->key.data : "", w->key.len);
     if (!api_check_key(w, key, r)) return API_ROUTE_KV;
-    uint32_t shard_id;
     if (req->method == HTTP_M_GET || req->method == HTTP_M_HEAD) {
         kv_get_ctx ctx = { r, 0 };
         if (api_read(w, key, &ctx.shard_id, kv_get_found, &ctx) != SKV_OK) api_reply_write_error(r, SKV_ENOTFOUND, key);
@@ -254,17 +403,17 @@ static int handle_kv(api_worker *w, const http_request *req, skv_slice body, rep
     shard_write wr = { 0 };
     wr.key = key;
     if (!parse_conditions(req, req->method == HTTP_M_PUT, &wr, r)) return API_ROUTE_KV;
+    kv_answer a = { key, req->method == HTTP_M_DELETE, 0 };
     if (req->method == HTTP_M_PUT) {
         if (!api_check_value(w, body.len, r)) return API_ROUTE_KV;
+        if (parse_ttl(req, &wr.expires_ms, r) != 0) return API_ROUTE_KV;
         wr.op = SHARD_OP_PUT;
         wr.value = body;
+        a.expires_ms = wr.expires_ms;
     } else {
         wr.op = SHARD_OP_DELETE;
     }
-    shard_result res;
-    int rc = api_write(w, req, r, &wr, &shard_id, &res);
-    if (rc == SKV_OK) kv_written(w, r, key, shard_id, &res, wr.op == SHARD_OP_DELETE);
-    else if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
+    api_write_answer(w, req, body, r, &wr, kv_render, &a);
     return API_ROUTE_KV;
 }
 

@@ -89,6 +89,8 @@ typedef struct api_worker {
     unsigned id;
     skv_buf key;                /* decoded key */
     skv_buf tmp;                /* JSON bodies and other scratch */
+    skv_buf answer;             /* encoded answer of a write (api_write_answer) */
+    skv_buf idem;               /* internal key of an Idempotency-Key */
 } api_worker;
 
 void api_worker_init(api_worker *w, api_env *env, unsigned id);

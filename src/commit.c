@@ -360,8 +360,9 @@ static void *flusher_main(void *arg) {
         int stopping = atomic_load(&c->stop);
         pthread_mutex_lock(&f->mu);
         if (!f->kicked && !stopping) {
-            uint64_t wait_ms = any_retry(c, f) ? RETRY_MS : 1000;
-            if (c->cfg.policy != FSYNC_ALWAYS) {
+            int retry = any_retry(c, f);
+            uint64_t wait_ms = retry ? RETRY_MS : 1000;
+            if (c->cfg.policy != FSYNC_ALWAYS && !retry) { /* a full disk is retried every RETRY_MS, not sooner */
                 /* Idle: sleep until the next periodic sync or a write's kick.  A
                  * write racing with this check finds idle set and kicks. */
                 atomic_store(&f->idle, 1);

@@ -80,8 +80,10 @@ const commit_recovery *commit_recovery_of(const commit *c, uint32_t id);
  * counters are read without a lock and may be a batch apart. */
 void commit_stats_of(const commit *c, uint32_t id, metrics_log_stats *out);
 
-/* Writes and syncs everything still buffered, stops the threads, closes
- * the logs.  Call after the workers stopped writing. */
+/* Writes everything still buffered (and syncs it, except under never),
+ * stops the threads, closes the logs.  Call after the workers stopped
+ * writing; the store must not be written afterwards (the shards still
+ * point at the stopped commit). */
 void commit_stop(commit *c);
 
 const char *commit_policy_name(int policy);

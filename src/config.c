@@ -12,7 +12,7 @@
 #include "log.h"
 #include "ring.h"
 
-enum opt_kind { OPT_STR, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_MS, OPT_PLACEMENT, OPT_HASH, OPT_LEVEL, OPT_FORMAT, OPT_BOOL, OPT_FSYNC };
+enum opt_kind { OPT_STR, OPT_PORT, OPT_UINT, OPT_SIZE, OPT_MS, OPT_PLACEMENT, OPT_HASH, OPT_LEVEL, OPT_FORMAT, OPT_BOOL, OPT_FSYNC, OPT_EVICT };
 
 typedef struct opt_def {
     const char *name;   /* flag without dashes; env var is SHARDKV_ + upper-case with '_' */
@@ -43,6 +43,13 @@ static const opt_def opts[] = {
       "always: acknowledge writes once on disk; everysec: up to ~1 s of acknowledged writes lost on power loss" },
     { "snapshot-bytes", OPT_SIZE, F(snapshot_bytes), 0, 1ull << 40, "BYTES",
       "snapshot a shard and drop its old log once the log is this big (0 = never)" },
+    { "max-memory", OPT_SIZE, F(max_memory), 0, 1ull << 50, "BYTES",
+      "memory for keys and values, counted per entry (0 = no limit); over it see --eviction" },
+    { "max-keys", OPT_SIZE, F(max_keys), 0, 1ull << 40, "N", "keys the node holds (0 = no limit); over it see --eviction" },
+    { "eviction", OPT_EVICT, F(eviction), 0, 0, "reject|lru",
+      "at --max-memory/--max-keys: reject writes with 507, or evict least recently used cache keys" },
+    { "idempotency-window", OPT_MS, F(idempotency_window_ms), 1000, 604800000, "DURATION",
+      "how long the answer of a write with an Idempotency-Key is remembered" },
     { "max-header-bytes", OPT_SIZE, F(max_header_bytes), 256, 1u << 24, "BYTES", "request line + headers (431 over it)" },
     { "max-uri-bytes", OPT_SIZE, F(max_uri_bytes), 16, 1u << 24, "BYTES", "request target (414 over it)" },
     { "max-body-bytes", OPT_SIZE, F(max_body_bytes), 0, 1ull << 30, "BYTES", "request body (413 over it)" },
@@ -72,6 +79,10 @@ void config_defaults(skv_config *c) {
     c->access_log = 0;
     c->fsync_policy = FSYNC_ALWAYS;
     c->snapshot_bytes = 64u * 1024 * 1024;
+    c->max_memory = 0;
+    c->max_keys = 0;
+    c->eviction = EVICT_REJECT;
+    c->idempotency_window_ms = 86400000;
     c->max_header_bytes = 16 * 1024;
     c->max_uri_bytes = 8 * 1024;
     c->max_body_bytes = 2 * 1024 * 1024;
@@ -163,6 +174,7 @@ static int apply(skv_config *c, const opt_def *o, const char *val, const char *o
     case OPT_FORMAT: e = log_format_parse(val); break;
     case OPT_BOOL: e = parse_bool(val); break;
     case OPT_FSYNC: e = commit_policy_parse(val); break;
+    case OPT_EVICT: e = strcmp(val, "reject") == 0 ? EVICT_REJECT : strcmp(val, "lru") == 0 ? EVICT_LRU : -1; break;
     }
     if (o->kind >= OPT_PLACEMENT) {
         if (e < 0) rc = SKV_EINVAL;
@@ -220,6 +232,7 @@ void config_usage(FILE *out) {
         case OPT_FORMAT: fprintf(out, " [text]"); break;
         case OPT_BOOL: fprintf(out, " [%s]", *(const int *)f ? "on" : "off"); break;
         case OPT_FSYNC: fprintf(out, " [%s]", commit_policy_name(*(const int *)f)); break;
+        case OPT_EVICT: fprintf(out, " [%s]", *(const int *)f == EVICT_LRU ? "lru" : "reject"); break;
         }
         fputc('\n', out);
     }

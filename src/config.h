@@ -29,6 +29,10 @@ typedef struct skv_config {
     int access_log;           /* 1 = one line per request on stderr */
     int fsync_policy;         /* enum fsync_policy (commit.h) */
     size_t snapshot_bytes;    /* log size per shard that triggers a snapshot; 0 = never */
+    size_t max_memory;        /* bytes of entries (keys, values, per-entry overhead); 0 = no limit */
+    size_t max_keys;          /* entries; 0 = no limit */
+    int eviction;             /* enum config_eviction: what happens at max_memory / max_keys */
+    unsigned idempotency_window_ms; /* how long an Idempotency-Key's answer is remembered */
 
     /* Limits. */
     size_t max_header_bytes;  /* request line + headers -> 431 */
@@ -41,6 +45,8 @@ typedef struct skv_config {
     unsigned request_timeout_ms;  /* first byte of a request to its last byte -> 408 */
     unsigned shutdown_timeout_ms; /* graceful drain before forced close */
 } skv_config;
+
+enum config_eviction { EVICT_REJECT = 0, EVICT_LRU };
 
 /* Fills c with the defaults. */
 void config_defaults(skv_config *c);

@@ -25,7 +25,11 @@
  * bits index a bucket and are incremented from the most significant mask
  * bit down, so all buckets of a larger table that expand one bucket of a
  * smaller table are visited consecutively, and a cursor stays meaningful
- * when the table size changes between calls.
+ * when the table size changes between calls.  Seen from the hash side, the
+ * cursor order is the order of bit-reversed hashes (ht_position): every
+ * bucket of every size is a contiguous range of positions.  ht_scan_one
+ * visits one bucket of the larger table per call (filtering the smaller
+ * table's chain) for callers that bound their work per call exactly.
  */
 #include "ht.h"
 
@@ -288,6 +292,33 @@ uint64_t ht_scan(ht *t, uint64_t cursor, void (*fn)(void *arg, const ht_entry *e
         v = rev_increment(v, m1);
     } while (v & (m0 ^ m1));
     return v;
+}
+
+uint64_t ht_position(uint64_t x) { return rev64(x); }
+
+/* Calls fn for the entries of chain e whose hash is idx under mask. */
+static void emit_matching(const ht_entry *e, uint64_t idx, uint64_t mask, void (*fn)(void *arg, const ht_entry *e),
+                          void *arg) {
+    while (e) {
+        const ht_entry *next = e->next;
+        if ((e->hash & mask) == idx) fn(arg, e);
+        e = next;
+    }
+}
+
+uint64_t ht_scan_one(ht *t, uint64_t cursor, void (*fn)(void *arg, const ht_entry *e), void *arg) {
+    if (!is_rehashing(t)) return ht_scan(t, cursor, fn, arg);
+    const ht_table *small = &t->t[0], *large = &t->t[1];
+    if (small->size > large->size) {
+        small = &t->t[1];
+        large = &t->t[0];
+    }
+    uint64_t idx = cursor & large->mask;
+    /* The smaller table's bucket also holds the entries of the other
+     * larger-table buckets that it expands to: keep only idx's. */
+    emit_matching(small->buckets[idx & small->mask], idx, large->mask, fn, arg);
+    emit_bucket(large->buckets[idx], fn, arg);
+    return rev_increment(cursor, large->mask);
 }
 
 /* Checks one table: power-of-two size, entries in their hash's bucket, used

@@ -73,6 +73,31 @@ int ht_is_rehashing(const ht *t);
  */
 uint64_t ht_scan(ht *t, uint64_t cursor, void (*fn)(void *arg, const ht_entry *e), void *arg);
 
+/*
+ * Scan positions.  ht_position(x) is x with its 64 bits in reverse order;
+ * the position of an entry is ht_position(e->hash).  In a table of 2^b
+ * buckets, bucket i holds exactly the entries whose position has
+ * ht_position(i) in its top b bits: a contiguous range of positions, split
+ * into consecutive halves by every doubling.  A cursor c (as returned by
+ * ht_scan / ht_scan_one, bits above the mask clear) stands for the position
+ * ht_position(c), and the scans visit the ranges in increasing position
+ * order whatever the table size is at each call.  Since ht_position is its
+ * own inverse, ht_position(p) is also a cursor whose bucket (under any
+ * mask) holds position p.  Pure function, any thread.
+ */
+uint64_t ht_position(uint64_t x);
+
+/*
+ * Like ht_scan, but one bucket of the larger table per call: calls fn for
+ * exactly the entries whose hash matches cursor under the mask M of the
+ * larger table (both tables while rehashing; the smaller table's bucket is
+ * filtered), i.e. the entries with positions in
+ * [ht_position(cursor & M), ht_position(next)) where next is the returned
+ * cursor (up to 2^64 when next is 0, meaning the pass is complete).  Walks
+ * at most two chains per call.  fn must not modify t; t is not modified.
+ */
+uint64_t ht_scan_one(ht *t, uint64_t cursor, void (*fn)(void *arg, const ht_entry *e), void *arg);
+
 /* Invariant checker for assert(): returns 1 when every invariant holds. */
 int ht_check(const ht *t);
 
