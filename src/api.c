@@ -14,6 +14,7 @@
 #include "coll.h"
 #include "counter.h"
 #include "scan.h"
+#include "sweeper.h"
 #include "commit.h"
 #include "err.h"
 #include "log.h"
@@ -134,10 +135,29 @@ static int parse_durability(const http_request *req, int *async, reply *r) {
     return ok;
 }
 
+/* --max-memory / --max-keys: 0 when the write may proceed (maybe after
+ * evictions), else SKV_ENOMEM.  Deletes always may. */
+static int admit(api_worker *w, const shard_write *wr) {
+    const skv_config *cfg = w->env->cfg;
+    if (wr->op != SHARD_OP_PUT || !sweeper_limited(cfg)) return SKV_OK;
+    w->rnd += 0x9E3779B97F4A7C15ull;
+    return sweeper_admit(w->env->st, cfg, sizeof(ht_entry) + wr->key.len + wr->value.len, w->rnd ^ uv_hrtime());
+}
+
+static void reply_memory_limit(reply *r) {
+    reply_error(r, 507, "memory_limit",
+                "the node is at its memory or key limit (--max-memory, --max-keys) and --eviction is reject, or "
+                "nothing is left to evict");
+}
+
 int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
               shard_result *res) {
     store *st = w->env->st;
     if (!parse_durability(req, &wr->async, r)) return API_WRITE_ANSWERED;
+    if (admit(w, wr) != SKV_OK) {
+        reply_memory_limit(r);
+        return API_WRITE_ANSWERED;
+    }
     wr->waiter = r->waiter;
     uint64_t h;
     uint32_t id = store_locate(st, wr->key, &h);
@@ -213,6 +233,13 @@ static uint64_t request_fingerprint(const http_request *req, skv_slice body) {
     return h;
 }
 
+static void found_nothing(void *arg, const ht_entry *e) { (void)arg, (void)e; }
+
+/* 1 when an answer is remembered under the internal key ikey (visible). */
+static int remembered(store *st, uint32_t id, skv_slice ikey) {
+    return shard_get(store_shard(st, id), store_key_hash(ikey), ikey, found_nothing, NULL) == SKV_OK;
+}
+
 typedef struct render_wrap {
     api_render_fn render;
     void *arg;
@@ -233,11 +260,16 @@ int api_write_answer(api_worker *w, const http_request *req, skv_slice body, rep
     wr->waiter = r->waiter;
     uint64_t h;
     uint32_t id = store_locate(st, wr->key, &h);
+    if (has_key) wr->idem_key = store_internal_key(&w->idem, STORE_NS_IDEMPOTENCY, id, ikey.ptr, ikey.len);
+    /* A retry answered from memory adds nothing: it is not subject to the limits. */
+    if (!(has_key && remembered(st, id, wr->idem_key)) && admit(w, wr) != SKV_OK) {
+        reply_memory_limit(r);
+        return SKV_ENOMEM;
+    }
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
     skv_buf *answer = &w->answer;
     render_wrap rw = { render, arg };
     if (has_key) {
-        wr->idem_key = store_internal_key(&w->idem, STORE_NS_IDEMPOTENCY, id, ikey.ptr, ikey.len);
         wr->idem_fingerprint = request_fingerprint(req, body);
         wr->idem_expires_ms = shard_wall_ms() + w->env->cfg->idempotency_window_ms;
         wr->render = render_wrapped;
@@ -626,6 +658,28 @@ static int handle_metrics(api_worker *w, const http_request *req, reply *r) {
     return API_ROUTE_METRICS;
 }
 
+/* GET /cache/stats: seed 003's cache statistics, over the whole node. */
+static int handle_cache_stats(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_CACHE_STATS;
+    const skv_config *cfg = w->env->cfg;
+    sweeper_totals t;
+    sweeper_totals_get(w->env->st, &t);
+    uint64_t lookups = t.hits + t.misses;
+    skv_buf *b = &w->tmp;
+    skv_buf_reset(b);
+    skv_buf_printf(b,
+                   "{\"keys_count\":%llu,\"max_keys_limit\":%llu,\"memory_used_bytes\":%llu,"
+                   "\"max_memory_bytes\":%llu,\"eviction_policy\":\"%s\",\"hits\":%llu,\"misses\":%llu,"
+                   "\"hit_ratio\":%.4f,\"evictions\":%llu,\"expired\":%llu}",
+                   (unsigned long long)t.keys, (unsigned long long)cfg->max_keys, (unsigned long long)t.bytes,
+                   (unsigned long long)cfg->max_memory, cfg->eviction == EVICT_LRU ? "lru" : "reject",
+                   (unsigned long long)t.hits, (unsigned long long)t.misses,
+                   lookups ? (double)t.hits / (double)lookups : 0.0, (unsigned long long)t.evicted,
+                   (unsigned long long)t.expired);
+    reply_json(r, 200, b);
+    return API_ROUTE_CACHE_STATS;
+}
+
 static int handle_root(api_worker *w, const http_request *req, reply *r) {
     (void)w;
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_ROOT;
@@ -670,6 +724,7 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/health/live")) return handle_live(w, req, r);
     if (path_is(req, "/health/ready")) return handle_ready(w, req, r);
     if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
+    if (path_is(req, "/cache/stats")) return handle_cache_stats(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
     if (path_is(req, "*")) { /* "OPTIONS *" (the only method the parser allows with "*"): 204 + Allow */
         api_method_allowed(req, r, "GET, HEAD, POST, PUT, DELETE, OPTIONS", 0);

@@ -91,6 +91,7 @@ typedef struct api_worker {
     skv_buf tmp;                /* JSON bodies and other scratch */
     skv_buf answer;             /* encoded answer of a write (api_write_answer) */
     skv_buf idem;               /* internal key of an Idempotency-Key */
+    uint64_t rnd;               /* eviction sampling state */
 } api_worker;
 
 void api_worker_init(api_worker *w, api_env *env, unsigned id);

@@ -13,6 +13,7 @@
 
 #include "coll.h"
 #include "commit.h"
+#include "sweeper.h"
 #include "datadir.h"
 #include "err.h"
 #include "log.h"
@@ -372,6 +373,12 @@ int server_run(server *s) {
             commit_stop(s->commit);
             s->commit = NULL;
             failed = 2;
+        } else if (sweeper_start(s->env.st, cfg, &s->sweeper) != SKV_OK) {
+            coll_registry_free(s->env.colls);
+            s->env.colls = NULL;
+            commit_stop(s->commit);
+            s->commit = NULL;
+            failed = 2;
         }
     }
     if (failed) {
@@ -393,6 +400,8 @@ int server_run(server *s) {
     uv_run(&s->main_loop, UV_RUN_DEFAULT);
     for (unsigned i = 0; i < s->nworkers; i++) pthread_join(s->workers[i].thread, NULL);
     /* The workers are gone, so nothing writes any more: flush and sync what is buffered. */
+    sweeper_stop(s->sweeper);
+    s->sweeper = NULL;
     commit_stop(s->commit);
     s->commit = s->env.commit = NULL;
     coll_registry_free(s->env.colls);

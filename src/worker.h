@@ -53,6 +53,7 @@ struct commit;
 struct server {
     const skv_config *cfg;
     struct commit *commit;      /* durability; NULL until recovery is done */
+    struct sweeper *sweeper;    /* expiry thread; NULL until recovery is done */
     int lock_fd;                /* flock on <data-dir>/LOCK */
     api_env env;
     unsigned nworkers;

@@ -794,6 +794,179 @@ static void test_growth_and_shrink_policy(void **state) {
     ht_free(t);
 }
 
+/* ---- ht_position / ht_scan_one ---- */
+
+static void test_position(void **state) {
+    (void)state;
+    assert_true(ht_position(0) == 0);
+    assert_true(ht_position(1) == 1ULL << 63);
+    assert_true(ht_position(1ULL << 63) == 1);
+    assert_true(ht_position(0x00000000000000F0ULL) == 0x0F00000000000000ULL);
+    assert_true(ht_position(0x0123456789ABCDEFULL) == 0xF7B3D591E6A2C480ULL);
+    assert_true(ht_position(UINT64_MAX) == UINT64_MAX);
+    for (uint64_t x = 1; x != 0; x *= 3) assert_true(ht_position(ht_position(x)) == x);
+}
+
+/* Records ids (scan_seen) and the position range of one ht_scan_one call;
+ * only positions >= from are recorded (the scan module's filter). */
+typedef struct one_ctx {
+    scan_seen seen;
+    uint64_t from;
+    uint64_t min_pos, max_pos; /* over this call's recorded entries */
+    size_t in_call;
+} one_ctx;
+
+static void one_record(void *arg, const ht_entry *e) {
+    one_ctx *c = arg;
+    uint64_t pos = ht_position(e->hash);
+    if (pos < c->from) return;
+    if (c->in_call == 0 || pos < c->min_pos) c->min_pos = pos;
+    if (c->in_call == 0 || pos > c->max_pos) c->max_pos = pos;
+    c->in_call++;
+    scan_record(&c->seen, e);
+}
+
+/* Size of the larger table (the sizes are distinct powers of two). */
+static size_t larger_size(const ht *t) {
+    size_t total = ht_overhead_bytes(t) / sizeof(ht_entry *), p = 1;
+    while (p * 2 <= total) p *= 2;
+    return p;
+}
+
+/* A full ht_scan_one pass over an unchanging table: one call per bucket of
+ * the larger table, each call's entries inside [position(cursor & M),
+ * position(next)), adjacent ranges, every id once. */
+static void scan_one_pass_exact(ht *t, uint32_t n) {
+    size_t large = larger_size(t);
+    one_ctx c = { .seen = seen_new(n) };
+    uint64_t cursor = 0, lo = 0;
+    size_t calls = 0;
+    do {
+        assert_true(ht_position(cursor & (large - 1)) == lo);
+        c.in_call = 0;
+        uint64_t next = ht_scan_one(t, cursor, one_record, &c);
+        if (c.in_call) {
+            assert_true(c.min_pos >= lo);
+            if (next != 0) assert_true(c.max_pos < ht_position(next));
+        }
+        lo = ht_position(next);
+        cursor = next;
+        calls++;
+    } while (cursor != 0);
+    assert_int_equal(calls, large);
+    assert_int_equal(c.seen.entries, n);
+    for (uint32_t i = 0; i < n; i++) assert_int_equal(c.seen.hits[i], 1);
+    free(c.seen.hits);
+}
+
+static void test_scan_one_settled(void **state) {
+    (void)state;
+    ht *t = ht_new();
+    uint32_t n = 3000;
+    for (uint32_t i = 0; i < n; i++) put_id(t, i);
+    settle(t);
+    assert_false(ht_is_rehashing(t));
+    scan_one_pass_exact(t, n);
+    ht_free(t);
+}
+
+static void test_scan_one_mid_grow(void **state) {
+    (void)state;
+    ht *t = ht_new();
+    uint32_t n = 0;
+    while (ht_count(t) < 4095) put_id(t, n++);
+    settle(t);
+    put_id(t, n++); /* growth 4096 -> 8192 */
+    for (int i = 0; i < 200; i++) assert_null(find_str(t, "absent"));
+    assert_true(ht_is_rehashing(t));
+    scan_one_pass_exact(t, n);
+    assert_true(ht_is_rehashing(t)); /* ht_scan_one does not rehash */
+    ht_free(t);
+}
+
+static void test_scan_one_mid_shrink(void **state) {
+    (void)state;
+    ht *t = ht_new();
+    uint32_t n = 4000;
+    for (uint32_t i = 0; i < n; i++) put_id(t, i);
+    settle(t);
+    size_t big = ht_overhead_bytes(t);
+    uint32_t del = 0;
+    while (!ht_is_rehashing(t)) remove_id(t, del++); /* until the shrink starts */
+    assert_true(ht_overhead_bytes(t) > big);          /* both tables allocated */
+    for (int i = 0; i < 30; i++) assert_null(find_str(t, "absent"));
+    assert_true(ht_is_rehashing(t));
+    /* ids [del, n) remain. */
+    one_ctx c = { .seen = seen_new(n) };
+    uint64_t cursor = 0;
+    do cursor = ht_scan_one(t, cursor, scan_record, &c.seen);
+    while (cursor != 0);
+    assert_int_equal(c.seen.entries, n - del);
+    for (uint32_t i = 0; i < n; i++) assert_int_equal(c.seen.hits[i], i < del ? 0 : 1);
+    free(c.seen.hits);
+    ht_free(t);
+}
+
+/*
+ * The scan module's use of positions: visit with ht_scan_one from the
+ * first unexamined position, record only positions >= it, and move it to
+ * the end of the call's range.  With the table growing and shrinking
+ * between calls, every entry is recorded at most once and every stable one
+ * exactly once (plain cursors may repeat entries after a shrink).
+ */
+static void run_position_scan(churn *c) {
+    ht *t = ht_new();
+    for (uint32_t i = 0; i < c->initial; i++) put_id(t, i);
+    c->next_id = c->initial;
+    settle(t);
+    c->stable_bytes = ht_overhead_bytes(t);
+    uint32_t cap = c->insert_max > c->initial ? c->insert_max : c->initial;
+    one_ctx oc = { .seen = seen_new(cap) };
+    uint64_t next_pos = 0;
+    for (;;) {
+        oc.from = next_pos;
+        oc.in_call = 0;
+        uint64_t cursor = ht_scan_one(t, ht_position(next_pos), one_record, &oc);
+        c->calls++;
+        if (cursor == 0) break;
+        assert_true(ht_position(cursor) > next_pos);
+        if (oc.in_call) assert_true(oc.max_pos < ht_position(cursor));
+        next_pos = ht_position(cursor);
+        churn_step(t, c);
+        assert_true(c->calls < 10000000);
+    }
+    for (uint32_t id = 0; id < cap; id++) {
+        assert_true(oc.seen.hits[id] <= 1);
+        if (is_stable(c, id)) assert_int_equal(oc.seen.hits[id], 1);
+    }
+    assert_true(ht_check(t));
+    free(oc.seen.hits);
+    ht_free(t);
+}
+
+static void test_scan_one_positions_grow(void **state) {
+    (void)state;
+    churn c = { .initial = 1000, .insert_max = 20000, .per_call = 3, .del_per_call = 1, .stable_mod = 4 };
+    run_position_scan(&c);
+    assert_true(c.saw_grow);
+}
+
+static void test_scan_one_positions_shrink(void **state) {
+    (void)state;
+    churn c = { .initial = 20000, .del_per_call = 40, .stable_mod = 64 };
+    run_position_scan(&c);
+    assert_true(c.saw_shrink);
+}
+
+static void test_scan_one_positions_grow_then_shrink(void **state) {
+    (void)state;
+    churn c = { .initial = 3000, .insert_max = 9000, .per_call = 16, .del_after = 400, .del_per_call = 64,
+                .stable_mod = 10 };
+    run_position_scan(&c);
+    assert_true(c.saw_grow);
+    assert_true(c.saw_shrink);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty),
@@ -820,6 +993,13 @@ int main(void) {
         cmocka_unit_test(test_remove_during_rehash),
         cmocka_unit_test(test_check_detects_corruption),
         cmocka_unit_test(test_growth_and_shrink_policy),
+        cmocka_unit_test(test_position),
+        cmocka_unit_test(test_scan_one_settled),
+        cmocka_unit_test(test_scan_one_mid_grow),
+        cmocka_unit_test(test_scan_one_mid_shrink),
+        cmocka_unit_test(test_scan_one_positions_grow),
+        cmocka_unit_test(test_scan_one_positions_shrink),
+        cmocka_unit_test(test_scan_one_positions_grow_then_shrink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
