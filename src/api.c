@@ -150,27 +150,6 @@ static void reply_memory_limit(reply *r) {
                 "nothing is left to evict");
 }
 
-int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
-              shard_result *res) {
-    store *st = w->env->st;
-    if (!parse_durability(req, &wr->async, r)) return API_WRITE_ANSWERED;
-    if (admit(w, wr) != SKV_OK) {
-        reply_memory_limit(r);
-        return API_WRITE_ANSWERED;
-    }
-    wr->waiter = r->waiter;
-    uint64_t h;
-    uint32_t id = store_locate(st, wr->key, &h);
-    *shard_out = id;
-    metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
-    int rc = shard_apply(store_shard(st, id), h, wr, res);
-    if (rc == SKV_OK) {
-        r->held = res->pending;
-        r->accepted = wr->async;
-    }
-    return rc;
-}
-
 /* ---- answers and idempotency ------------------------------------------------------------------ */
 
 #define ANSWER_VERSION 1

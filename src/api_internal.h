@@ -21,15 +21,6 @@ int api_check_value(api_worker *w, size_t len, reply *r);
 /* Answers the error for a shard_apply/shard_get code (404, 412, 507, 500). */
 void api_reply_write_error(reply *r, int rc, skv_slice key);
 
-/* api_write's return when it already answered (bad ?durability). */
-#define API_WRITE_ANSWERED 1
-
-/* Places and applies one mutation, counting it in the shard metrics.
- * Reads ?durability=sync|async from req; a write that must wait for the
- * disk marks r->held, an async one r->accepted (202).  Returns 0, a
- * shard_apply error, or API_WRITE_ANSWERED. */
-int api_write(api_worker *w, const http_request *req, reply *r, shard_write *wr, uint32_t *shard_out,
-              shard_result *res);
 /*
  * Answers of writes.  A write route describes its success answer with a
  * render function (status, ETag, X-Shard and a JSON body, from the write's
@@ -48,7 +39,7 @@ void api_answer_begin(skv_buf *out, int status, uint64_t etag, uint32_t shard);
 void api_answer_send(reply *r, skv_slice answer, int replayed);
 
 /*
- * Applies wr (placed by wr->key) like api_write and answers: on success the
+ * Places wr by wr->key, applies it (counted in the shard metrics) and answers: on success the
  * answer rendered by render(arg, res, out) (held until durable, 202 when
  * async); on error the matching JSON error.  Honours the Idempotency-Key
  * request header (1..255 visible ASCII characters): the first request's

@@ -82,29 +82,51 @@ static int value_bytes(json_t *v, skv_slice *out, uint32_t *flags, char **owned)
     return SKV_OK;
 }
 
-/* Stores value under key; on success returns 0 with *shard and *res filled,
- * otherwise has answered the error. */
-static int put_json(api_worker *w, const http_request *req, skv_slice key, json_t *value, reply *r, uint32_t *shard_id,
-                    shard_result *res) {
-    if (!api_check_key(w, key, r)) return -1;
+/* The success answers of the seed write routes, rendered by seed_render
+ * (so an Idempotency-Key retry gets them byte for byte). */
+enum seed_shape { SHAPE_STORE, SHAPE_PUT, SHAPE_KV_PUT, SHAPE_DELETE, SHAPE_KV_DELETE };
+
+typedef struct seed_answer {
+    int shape;                 /* enum seed_shape */
+    skv_slice key;
+} seed_answer;
+
+static void seed_render(void *arg, const shard_result *res, skv_buf *b) {
+    const seed_answer *a = arg;
+    unsigned long long v = (unsigned long long)res->version;
+    api_answer_begin(b, 200, 0, API_NO_SHARD);
+    switch (a->shape) {
+    case SHAPE_STORE:
+        skv_buf_printf(b, "{\"message\":\"Data stored in shard %u\",\"shard\":%u,\"version\":%llu}", res->shard,
+                       res->shard, v);
+        return;
+    case SHAPE_PUT: skv_buf_append_cstr(b, "{\"status\":\"ok\",\"key\":\""); break;
+    case SHAPE_KV_PUT: skv_buf_append_cstr(b, "{\"status\":\"ok\",\"data\":{\"key\":\""); break;
+    case SHAPE_DELETE: skv_buf_append_cstr(b, "{\"status\":\"deleted\",\"key\":\""); break;
+    default: skv_buf_append_cstr(b, "{\"status\":\"deleted\",\"data\":{\"key\":\""); break;
+    }
+    skv_buf_append_json_str(b, a->key.ptr, a->key.len);
+    int nested = a->shape == SHAPE_KV_PUT || a->shape == SHAPE_KV_DELETE;
+    skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}%s", res->shard, v, nested ? "}" : "");
+}
+
+/* Stores value under key and answers (the shape's answer or the error). */
+static void put_json(api_worker *w, const http_request *req, skv_slice body, skv_slice key, json_t *value, reply *r,
+                     int shape) {
+    if (!api_check_key(w, key, r)) return;
     shard_write wr = { 0 };
     char *owned;
     if (value_bytes(value, &wr.value, &wr.flags, &owned) != SKV_OK) {
         reply_error(r, 507, "insufficient_storage", "out of memory encoding the value");
-        return -1;
+        return;
     }
-    int rc = -1;
-    if (!api_check_value(w, wr.value.len, r)) goto out;
-    wr.op = SHARD_OP_PUT;
-    wr.key = key;
-    rc = api_write(w, req, r, &wr, shard_id, res);
-    if (rc != SKV_OK) {
-        if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
-        rc = -1;
+    if (api_check_value(w, wr.value.len, r)) {
+        wr.op = SHARD_OP_PUT;
+        wr.key = key;
+        seed_answer a = { shape, key };
+        api_write_answer(w, req, body, r, &wr, seed_render, &a);
     }
-out:
     free(owned);
-    return rc;
 }
 
 /* ---- seed 000: POST /store, GET /store/{userId} -------------------------------------------- */
@@ -122,14 +144,7 @@ static int handle_store(api_worker *w, const http_request *req, skv_slice body, 
     } else {
         char keybuf[32];
         size_t klen = store_pinned_key((int64_t)json_integer_value(uid), keybuf);
-        uint32_t shard_id;
-        shard_result res;
-        if (put_json(w, req, skv_slice_make(keybuf, klen), data, r, &shard_id, &res) == 0) {
-            skv_buf_reset(&w->tmp);
-            skv_buf_printf(&w->tmp, "{\"message\":\"Data stored in shard %u\",\"shard\":%u,\"version\":%llu}", shard_id,
-                           shard_id, (unsigned long long)res.version);
-            reply_json(r, 200, &w->tmp);
-        }
+        put_json(w, req, body, skv_slice_make(keybuf, klen), data, r, SHAPE_STORE);
     }
     json_decref(root);
     return API_ROUTE_SEED_STORE;
@@ -200,16 +215,7 @@ static int handle_put(api_worker *w, const http_request *req, skv_slice body, re
         if (!value) {
             reply_error(r, 400, "missing_field", "field 'value' is required");
         } else {
-            uint32_t shard_id;
-            shard_result res;
-            if (put_json(w, req, key, value, r, &shard_id, &res) == 0) {
-                skv_buf *b = &w->tmp;
-                skv_buf_reset(b);
-                skv_buf_append_cstr(b, "{\"status\":\"ok\",\"key\":\"");
-                skv_buf_append_json_str(b, key.ptr, key.len);
-                skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}", shard_id, (unsigned long long)res.version);
-                reply_json(r, 200, b);
-            }
+            put_json(w, req, body, key, value, r, SHAPE_PUT);
         }
     }
     json_decref(root);
@@ -263,20 +269,8 @@ static int handle_delete(api_worker *w, const http_request *req, reply *r, int s
     shard_write wr = { 0 };
     wr.op = SHARD_OP_DELETE;
     wr.key = key;
-    uint32_t shard_id;
-    shard_result res;
-    int rc = api_write(w, req, r, &wr, &shard_id, &res);
-    if (rc != SKV_OK) {
-        if (rc != API_WRITE_ANSWERED) api_reply_write_error(r, rc, key);
-        return 0;
-    }
-    skv_buf *b = &w->tmp;
-    skv_buf_reset(b);
-    skv_buf_append_cstr(b, seed_kv ? "{\"status\":\"deleted\",\"data\":{\"key\":\"" : "{\"status\":\"deleted\",\"key\":\"");
-    skv_buf_append_json_str(b, key.ptr, key.len);
-    skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}%s", shard_id, (unsigned long long)res.version, seed_kv ? "}" : "");
-    reply_json(r, 200, b);
-    return 1;
+    seed_answer a = { seed_kv ? SHAPE_KV_DELETE : SHAPE_DELETE, key };
+    return api_write_answer(w, req, skv_slice_make("", 0), r, &wr, seed_render, &a) == SKV_OK;
 }
 
 /* ---- seed 003: /kv --------------------------------------------------------------------------- */
@@ -290,18 +284,8 @@ static int handle_kv_put(api_worker *w, const http_request *req, skv_slice body,
         reply_error(r, 400, "missing_field", "field 'data' must be an object {\"key\": ..., \"value\": ...}");
     } else if (json_key(data, "key", &key, r)) {
         json_t *value = json_object_get(data, "value");
-        uint32_t shard_id;
-        shard_result res;
-        if (!value) {
-            reply_error(r, 400, "missing_field", "field 'data.value' is required");
-        } else if (put_json(w, req, key, value, r, &shard_id, &res) == 0) {
-            skv_buf *b = &w->tmp;
-            skv_buf_reset(b);
-            skv_buf_append_cstr(b, "{\"status\":\"ok\",\"data\":{\"key\":\"");
-            skv_buf_append_json_str(b, key.ptr, key.len);
-            skv_buf_printf(b, "\",\"shard\":%u,\"version\":%llu}}", shard_id, (unsigned long long)res.version);
-            reply_json(r, 200, b);
-        }
+        if (!value) reply_error(r, 400, "missing_field", "field 'data.value' is required");
+        else put_json(w, req, body, key, value, r, SHAPE_KV_PUT);
     }
     json_decref(root);
     return 1;

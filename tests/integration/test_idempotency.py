@@ -112,3 +112,20 @@ def test_window_expires_the_answer(start_server):
             break
         time.sleep(0.1)
     assert r.status_code == 200 and "Idempotent-Replayed" not in r.headers  # applied again: a new request
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("POST", "/store", b'{"userId": 7, "data": {"a": 1}}'),
+    ("POST", "/put", b'{"key": "s1", "value": "v"}'),
+    ("PUT", "/kv", b'{"data": {"key": "s2", "value": 3}}'),
+])
+def test_seed_write_routes_honour_the_key(start_server, method, path, body):
+    s = start_server()
+    sess = requests.Session()
+    first = sess.request(method, s.url(path), data=body, headers=idem("seed"), timeout=T)
+    assert first.status_code == 200, first.text
+    again = sess.request(method, s.url(path), data=body, headers=idem("seed"), timeout=T)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = sess.request(method, s.url(path), data=body + b" ", headers=idem("seed"), timeout=T)
+    assert other.status_code == 422
