@@ -616,8 +616,15 @@ static void render_metrics(api_env *env, skv_buf *out) {
         pthread_mutex_unlock(&sh->lock);
         if (logst) commit_stats_of(cm, i, &logst[i]);
     }
-    metrics_snapshot snap = { n, keys, bytes, share, state, logst, ring_get_config(map)->version,
-                              api_state == API_STATE_READY, uptime_seconds(env), SKV_VERSION };
+    sweeper_totals t;
+    sweeper_totals_get(st, &t);
+    metrics_snapshot snap = { .nshards = n, .shard_keys = keys, .shard_bytes = bytes, .shard_share = share,
+                              .shard_state = state, .wal = logst, .cache_hits = t.hits, .cache_misses = t.misses,
+                              .keys_expired = t.expired, .keys_evicted = t.evicted,
+                              .memory_limit = env->cfg->max_memory, .keys_limit = env->cfg->max_keys,
+                              .shard_map_version = ring_get_config(map)->version,
+                              .ready = api_state == API_STATE_READY, .uptime_seconds = uptime_seconds(env),
+                              .version = SKV_VERSION };
     metrics_render(env->m, &snap, out);
     free(state);
     free(logst);

@@ -184,7 +184,8 @@ struct family {
 
 enum snap_field { SNAP_KEYS, SNAP_BYTES, SNAP_SHARE };
 enum wal_field { WAL_BATCHES, WAL_RECORDS, WAL_BYTES, WAL_FSYNCS, WAL_FSYNC_SECONDS, WAL_ERRORS, WAL_LOG_BYTES };
-enum gauge_field { GAUGE_READY, GAUGE_UPTIME, GAUGE_MAP_VERSION };
+enum gauge_field { GAUGE_READY, GAUGE_UPTIME, GAUGE_MAP_VERSION, GAUGE_HITS, GAUGE_MISSES, GAUGE_EXPIRED,
+                  GAUGE_EVICTED, GAUGE_MEMORY_LIMIT, GAUGE_KEYS_LIMIT };
 enum proc_field { PROC_CPU, PROC_RSS, PROC_VSIZE, PROC_OPEN_FDS, PROC_MAX_FDS, PROC_START_TIME };
 
 static render_fn render_http_requests, render_http_duration, render_route_counter,
@@ -240,6 +241,18 @@ static const struct family family_table[] = {
       "Client connections accepted." },
     { "shardkv_connections_rejected_total", FAMILY_COUNTER, "reason", render_conn_rejected, 0,
       "Client connections closed right after accept, by reason." },
+    { "shardkv_cache_hits_total", FAMILY_COUNTER, "", render_gauge, GAUGE_HITS,
+      "Key reads that found a live key." },
+    { "shardkv_cache_misses_total", FAMILY_COUNTER, "", render_gauge, GAUGE_MISSES,
+      "Key reads that found nothing (or an expired key)." },
+    { "shardkv_keys_expired_total", FAMILY_COUNTER, "", render_gauge, GAUGE_EXPIRED,
+      "Keys removed because their TTL passed (on access or by the sweeper)." },
+    { "shardkv_keys_evicted_total", FAMILY_COUNTER, "", render_gauge, GAUGE_EVICTED,
+      "Cache keys evicted by --eviction lru at --max-memory / --max-keys." },
+    { "shardkv_memory_limit_bytes", FAMILY_GAUGE, "", render_gauge, GAUGE_MEMORY_LIMIT,
+      "--max-memory (0 = no limit); compare with sum(shardkv_shard_bytes)." },
+    { "shardkv_keys_limit", FAMILY_GAUGE, "", render_gauge, GAUGE_KEYS_LIMIT,
+      "--max-keys (0 = no limit); compare with sum(shardkv_shard_size)." },
     { "shardkv_ready", FAMILY_GAUGE, "", render_gauge, GAUGE_READY,
       "1 when the node serves requests, 0 while starting or draining." },
     { "shardkv_uptime_seconds", FAMILY_GAUGE, "", render_gauge, GAUGE_UPTIME,
@@ -787,9 +800,17 @@ static void render_gauge(render_ctx *c, int field) {
     const metrics_snapshot *snap = c->snap;
     if (!snap) return;
     sample_begin(c, NULL);
-    if (field == GAUGE_READY) sample_end_u64(c, snap->ready ? 1 : 0);
-    else if (field == GAUGE_UPTIME) sample_end_double(c, snap->uptime_seconds);
-    else sample_end_u64(c, snap->shard_map_version);
+    switch (field) {
+    case GAUGE_READY: sample_end_u64(c, snap->ready ? 1 : 0); break;
+    case GAUGE_UPTIME: sample_end_double(c, snap->uptime_seconds); break;
+    case GAUGE_MAP_VERSION: sample_end_u64(c, snap->shard_map_version); break;
+    case GAUGE_HITS: sample_end_u64(c, snap->cache_hits); break;
+    case GAUGE_MISSES: sample_end_u64(c, snap->cache_misses); break;
+    case GAUGE_EXPIRED: sample_end_u64(c, snap->keys_expired); break;
+    case GAUGE_EVICTED: sample_end_u64(c, snap->keys_evicted); break;
+    case GAUGE_MEMORY_LIMIT: sample_end_u64(c, snap->memory_limit); break;
+    default: sample_end_u64(c, snap->keys_limit); break;
+    }
 }
 
 static void render_build_info(render_ctx *c, int arg) {

@@ -27,6 +27,9 @@
  *   shardkv_wal_fsync_seconds_total{shard}, shardkv_wal_errors_total{shard}   counter
  *   shardkv_wal_log_bytes{shard}                             gauge (bytes in the log segments)
  *   shardkv_snapshots_total{shard,result}  result=ok|failed  counter
+ *   shardkv_cache_hits_total, shardkv_cache_misses_total,
+ *   shardkv_keys_expired_total, shardkv_keys_evicted_total   counter (node)
+ *   shardkv_memory_limit_bytes, shardkv_keys_limit           gauge (0 = none)
  *   shardkv_connections                                      gauge (open now)
  *   shardkv_connections_accepted_total, shardkv_connections_rejected_total{reason}  counter
  *   shardkv_ready, shardkv_uptime_seconds, shardkv_shard_map_version, shardkv_build_info{version}
@@ -94,7 +97,9 @@ typedef struct metrics_snapshot {
     const uint64_t *shard_bytes;   /* [nshards] */
     const double *shard_share;     /* [nshards] */
     const int *shard_state;        /* [nshards] enum shard_state, or NULL */
-    const metrics_log_stats *wal;   /* [nshards], or NULL (no log: before recovery ends) */
+    const metrics_log_stats *wal;
+    uint64_t cache_hits, cache_misses, keys_expired, keys_evicted;
+    uint64_t memory_limit, keys_limit;   /* [nshards], or NULL (no log: before recovery ends) */
     uint64_t shard_map_version;
     int ready;
     double uptime_seconds;
