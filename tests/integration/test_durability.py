@@ -912,3 +912,78 @@ def test_pending_write_answered_before_close(start_server):
     s.restart()
     for i in (1, 2, 3):
         assert get(sess, s, f"c{i}").content == b"v%d" % i
+
+
+# ---- readiness while recovering -------------------------------------------------------------------
+
+
+def test_ready_is_503_and_data_routes_wait_while_recovering(start_server, tmp_path):
+    """Holds the node in recovery deterministically: its stderr is a pipe
+    the test has filled, so the main thread blocks writing the log line that
+    precedes recovery while the workers already answer."""
+    import fcntl
+    import subprocess
+    s = start_server("--shards", "2")
+    assert requests.put(kv(s, "kept"), data=b"v", timeout=T).status_code == 201
+    s.stop()
+    s.assert_clean_exit()
+
+    r_fd, w_fd = os.pipe()
+    fcntl.fcntl(w_fd, 1031, 4096)  # F_SETPIPE_SZ: one page
+    filled = 0
+    fcntl.fcntl(w_fd, fcntl.F_SETFL, os.O_NONBLOCK)
+    try:
+        while True:
+            filled += os.write(w_fd, b"#" * 512)
+    except BlockingIOError:
+        pass
+    fcntl.fcntl(w_fd, fcntl.F_SETFL, 0)
+    port, mport = skvtest.free_port(), skvtest.free_port()
+    cmd = [skvtest.BIN, "--host", skvtest.HOST, "--port", str(port), "--metrics-port", str(mport),
+           "--threads", "2", "--shards", "2", "--data-dir", str(s.data_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=w_fd)
+    os.close(w_fd)
+    base = f"http://{skvtest.HOST}:{port}"
+    drained = []
+    try:
+        deadline = time.monotonic() + T
+        live = None
+        while time.monotonic() < deadline:
+            try:
+                live = requests.get(base + "/health/live", timeout=T)
+                break
+            except requests.RequestException:
+                time.sleep(0.02)
+        assert live is not None and live.status_code == 200
+        ready = requests.get(base + "/health/ready", timeout=T)
+        assert ready.status_code == 503 and ready.headers["Retry-After"] == "1"
+        assert requests.get(f"http://{skvtest.HOST}:{mport}/health/ready", timeout=T).status_code == 503
+        for method, path in [("GET", "/v1/kv/kept"), ("PUT", "/v1/kv/new"), ("POST", "/put")]:
+            r = requests.request(method, base + path, data=b"{}", timeout=T)
+            assert r.status_code == 503, (method, path, r.text)
+            assert_error_shape(r.json(), 503, "recovering")
+            assert r.headers["Retry-After"] == "1"
+        h = requests.get(base + "/health", timeout=T).json()
+        assert h["state"] == "starting"
+        metrics = requests.get(base + "/metrics", timeout=T).text
+        assert re.search(r"^shardkv_ready 0$", metrics, re.M)
+        assert "shardkv_wal_batches_total{" not in metrics  # no log open yet
+
+        def drain():
+            for chunk in iter(lambda: os.read(r_fd, 65536), b""):
+                drained.append(chunk)
+
+        threading.Thread(target=drain, daemon=True).start()  # the node goes on
+        deadline = time.monotonic() + 10 * TMUL
+        while time.monotonic() < deadline:
+            if requests.get(base + "/health/ready", timeout=T).status_code == 200:
+                break
+            time.sleep(0.02)
+        assert requests.get(base + "/health/ready", timeout=T).status_code == 200
+        assert requests.get(base + "/v1/kv/kept", timeout=T).content == b"v"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10 * TMUL) == 0
+        os.close(r_fd)
+    log = b"".join(drained).decode(errors="replace")
+    assert "recovered" in log and "ready" in log
