@@ -945,6 +945,7 @@ def test_ready_is_503_and_data_routes_wait_while_recovering(start_server, tmp_pa
     os.close(w_fd)
     base = f"http://{skvtest.HOST}:{port}"
     drained = []
+    reader = None
     try:
         deadline = time.monotonic() + T
         live = None
@@ -973,7 +974,8 @@ def test_ready_is_503_and_data_routes_wait_while_recovering(start_server, tmp_pa
             for chunk in iter(lambda: os.read(r_fd, 65536), b""):
                 drained.append(chunk)
 
-        threading.Thread(target=drain, daemon=True).start()  # the node goes on
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()  # the node goes on
         deadline = time.monotonic() + 10 * TMUL
         while time.monotonic() < deadline:
             if requests.get(base + "/health/ready", timeout=T).status_code == 200:
@@ -984,6 +986,8 @@ def test_ready_is_503_and_data_routes_wait_while_recovering(start_server, tmp_pa
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10 * TMUL) == 0
+        if reader:
+            reader.join(timeout=10 * TMUL)  # EOF once the node is gone
         os.close(r_fd)
     log = b"".join(drained).decode(errors="replace")
     assert "recovered" in log and "ready" in log
