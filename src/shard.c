@@ -380,10 +380,12 @@ size_t shard_expire_some(shard *s, uint64_t *cursor, size_t max_buckets) {
     c.now = s->clock_ms();
     for (size_t i = 0; i < max_buckets; i++) {
         c.n = 0;
-        /* ht_scan must not see the table change: collect, then remove. */
-        *cursor = ht_scan(s->table, *cursor, collect_expired, &c);
+        /* ht_scan must not see the table change: collect, then remove; a
+         * position with more expired entries than fit is visited again. */
+        uint64_t next = ht_scan(s->table, *cursor, collect_expired, &c);
         for (size_t j = 0; j < c.n; j++) expire_entry(s, c.found[j]);
         removed += c.n;
+        if (c.n < sizeof c.found / sizeof c.found[0]) *cursor = next;
         if (*cursor == 0) break;
     }
     pthread_mutex_unlock(&s->lock);
@@ -408,7 +410,9 @@ int shard_evict_one(shard *s, size_t samples, uint64_t random, uint64_t *freed) 
     lru_ctx c = { NULL, 0, samples ? samples : 1 };
     /* Start at a random cursor position; wrap once. */
     uint64_t cursor = random, start_wraps = 0;
-    for (size_t visited = 0; c.seen < c.samples && visited < 4 * c.samples + 64; visited++) {
+    /* Past the usual bound, keep walking (at most one full pass) until a
+     * user key is found: they may be sparse among internal records. */
+    for (size_t visited = 0; c.seen < c.samples && (visited < 4 * c.samples + 64 || !c.victim); visited++) {
         cursor = ht_scan(s->table, cursor, lru_consider, &c);
         if (cursor == 0 && ++start_wraps > 1) break;
     }

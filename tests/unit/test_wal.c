@@ -8,7 +8,11 @@
  * the middle and in earlier segments, seqs going backwards, bad headers,
  * dropping covered segments, and fault injection through a custom skv_io
  * (ENOSPC/EFBIG/EDQUOT/EIO on the N-th write, half writes, one-byte short
- * writes, failing fdatasync).
+ * writes, failing fdatasync), and atomic record groups (WAL_FLAG_GROUP_NEXT:
+ * delivered whole; a group left open by the end of the log is a torn tail
+ * at its first record, cut at every offset of its closing record, with a
+ * bad CRC or zero-filled; a group cut by the end of an earlier segment is
+ * corruption).
  *
  * The known-answer record and segment header bytes were produced by a
  * separate Python encoder (struct.pack("<...") plus a bitwise CRC-32C).
@@ -1329,6 +1333,257 @@ static void test_open_errors(void **state) {
     assert_string_equal(rep.error_file, notdir);
 }
 
+/* ---- atomic record groups ------------------------------------------------------------------- */
+
+/* Appends gen(seq), flagged WAL_FLAG_GROUP_NEXT when group_next (the next
+ * record belongs to the same atomic group). */
+static void append_grouped(wal *w, uint64_t seq, int group_next) {
+    gen_rec g;
+    skv_buf b;
+    skv_buf_init(&b);
+    gen(&g, seq);
+    if (group_next) g.r.flags |= WAL_FLAG_GROUP_NEXT;
+    wal_record_encode(&b, &g.r);
+    assert_int_equal(wal_append(w, b.data, b.len), 0);
+    skv_buf_free(&b);
+}
+
+/* Collects seqs and flags; checks the content against gen() apart from the
+ * group flag. */
+typedef struct gcollector {
+    uint64_t seqs[64];
+    uint32_t flags[64];
+    size_t n;
+    uint64_t stop_at;
+} gcollector;
+
+static int gcollect(void *arg, const wal_record *r) {
+    gcollector *c = arg;
+    gen_rec g;
+    gen(&g, r->seq);
+    wal_record plain = *r;
+    plain.flags &= ~WAL_FLAG_GROUP_NEXT;
+    assert_rec_equal(&plain, &g.r);
+    assert_true(c->n < 64);
+    c->seqs[c->n] = r->seq;
+    c->flags[c->n] = r->flags;
+    c->n++;
+    return r->seq == c->stop_at ? 42 : 0;
+}
+
+static int gscan(const char *dir, uint64_t from_seq, gcollector *c, wal_scan_report *rep) {
+    memset(c, 0, sizeof *c);
+    return wal_scan(dir, from_seq, gcollect, c, rep);
+}
+
+static void assert_seqs(const gcollector *c, const uint64_t *want, size_t n) {
+    assert_int_equal(c->n, n);
+    for (size_t i = 0; i < n; i++) assert_int_equal(c->seqs[i], want[i]);
+}
+
+static void test_group_delivered_whole(void **state) {
+    fx *f = *state;
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_grouped(w, 1, 0);
+    append_grouped(w, 2, 1); /* group of two: 2, 3 */
+    append_grouped(w, 3, 0);
+    append_grouped(w, 4, 0); /* a normal record after it */
+    append_grouped(w, 5, 1); /* group of three: 5, 6, 7 (the last record of the log) */
+    append_grouped(w, 6, 1);
+    append_grouped(w, 7, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    char path[256];
+    seg_path(path, sizeof path, f->dir, 1);
+
+    gcollector c;
+    wal_scan_report rep;
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    static const uint64_t all[] = { 1, 2, 3, 4, 5, 6, 7 };
+    assert_seqs(&c, all, 7);
+    assert_int_equal(rep.records, 7);
+    assert_int_equal(rep.last_seq, 7);
+    assert_int_equal(rep.torn_tail, 0);
+    assert_int_equal(rep.tail_offset, file_size(path));
+    /* The flags arrive as written (the reader of a group may need them). */
+    for (size_t i = 0; i < c.n; i++) {
+        int grouped = c.seqs[i] == 2 || c.seqs[i] == 5 || c.seqs[i] == 6;
+        assert_int_equal((c.flags[i] & WAL_FLAG_GROUP_NEXT) != 0, grouped);
+        assert_int_equal(c.flags[i] & 3u, c.seqs[i] & 3u);
+    }
+
+    /* From a seq inside a group: only the records past it. */
+    assert_int_equal(gscan(f->dir, 5, &c, &rep), 0);
+    static const uint64_t tail[] = { 6, 7 };
+    assert_seqs(&c, tail, 2);
+    assert_int_equal(rep.records, 2);
+
+    /* A callback stopping inside a group stops the scan with its value. */
+    memset(&c, 0, sizeof c);
+    c.stop_at = 5;
+    assert_int_equal(wal_scan(f->dir, 0, gcollect, &c, &rep), 42);
+    assert_int_equal(c.n, 5);
+
+    /* Without a callback the scan validates and counts. */
+    assert_int_equal(wal_scan(f->dir, 0, NULL, NULL, &rep), 0);
+    assert_int_equal(rep.records, 7);
+}
+
+/* Writes seqs 1..3, then a group (4 flagged, 5 closing), closes; returns
+ * the file bytes. */
+static char *write_torn_group_log(fx *f, char *path, size_t cap, size_t *len) {
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_range(w, 1, 3);
+    append_grouped(w, 4, 1);
+    append_grouped(w, 5, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    seg_path(path, cap, f->dir, 1);
+    return read_all(path, len);
+}
+
+/* The scan of a log whose group (at group_off) never closed: a torn tail
+ * at the group's first record, only the three records before delivered. */
+static void assert_group_torn(fx *f, uint64_t group_off) {
+    gcollector c;
+    wal_scan_report rep;
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    static const uint64_t before[] = { 1, 2, 3 };
+    assert_seqs(&c, before, 3);
+    assert_int_equal(rep.records, 3);
+    assert_int_equal(rep.torn_tail, 1);
+    assert_int_equal(rep.tail_offset, group_off);
+}
+
+static void test_group_torn_at_the_end(void **state) {
+    fx *f = *state;
+    char path[256];
+    size_t len;
+    char *full = write_torn_group_log(f, path, sizeof path, &len);
+    uint64_t g4 = offset_of(1, 4), g5 = offset_of(1, 5);
+    assert_int_equal(len, g5 + gen_size(5));
+
+    /* The closing record missing entirely. */
+    write_all(path, full, (size_t)g5);
+    assert_group_torn(f, g4);
+    /* ... or cut at every offset inside it. */
+    for (uint64_t cut = g5 + 1; cut < len; cut++) {
+        write_all(path, full, (size_t)cut);
+        assert_group_torn(f, g4);
+    }
+    /* ... or complete but with a bad CRC (nothing after it). */
+    write_all(path, full, len);
+    flip_byte(path, len - 1, 0x01);
+    assert_group_torn(f, g4);
+    /* ... or zero bytes where it should be. */
+    char *zeroed = malloc(len);
+    assert_non_null(zeroed);
+    memcpy(zeroed, full, len);
+    memset(zeroed + g5, 0, len - g5);
+    write_all(path, zeroed, len);
+    assert_group_torn(f, g4);
+    free(zeroed);
+    /* The group's first record itself torn: an ordinary torn tail, same place. */
+    write_all(path, full, (size_t)g4 + 10);
+    assert_group_torn(f, g4);
+
+    /* Recovery cuts the log at the group and writes on. */
+    write_all(path, full, (size_t)g5 + 7);
+    wal_scan_report rep;
+    gcollector c;
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 6, rep.tail_offset, &skv_io_posix, &w), 0);
+    assert_int_equal(file_size(path), g4);
+    append_grouped(w, 6, 1);
+    append_grouped(w, 7, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    static const uint64_t after[] = { 1, 2, 3, 6, 7 };
+    assert_seqs(&c, after, 5);
+    assert_int_equal(rep.torn_tail, 0);
+    assert_int_equal(rep.tail_offset, file_size(path));
+    free(full);
+}
+
+/* A group of three whose first two records are whole: still dropped whole. */
+static void test_group_of_three_torn(void **state) {
+    fx *f = *state;
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_range(w, 1, 3);
+    append_grouped(w, 4, 1);
+    append_grouped(w, 5, 1);
+    append_grouped(w, 6, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    char path[256];
+    seg_path(path, sizeof path, f->dir, 1);
+    size_t len;
+    char *full = read_all(path, &len);
+    uint64_t g4 = offset_of(1, 4), g6 = offset_of(1, 6);
+    for (uint64_t cut = g6; cut < len; cut += 5) {
+        write_all(path, full, (size_t)cut);
+        assert_group_torn(f, g4);
+    }
+    write_all(path, full, len);
+    gcollector c;
+    wal_scan_report rep;
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    assert_int_equal(c.n, 6);
+    assert_int_equal(rep.torn_tail, 0);
+    free(full);
+}
+
+/* A group is written in one batch and never spans segments: one cut by
+ * the end of an earlier segment is corruption, not a torn tail. */
+static void test_group_cut_by_segment_end(void **state) {
+    fx *f = *state;
+    wal *w;
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_range(w, 1, 3);
+    append_grouped(w, 4, 1);
+    assert_int_equal(wal_sync(w), 0);
+    wal_commit_point(w);
+    assert_int_equal(wal_roll(w, 5), 0);
+    append_grouped(w, 5, 0);
+    append_grouped(w, 6, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    char first[256];
+    seg_path(first, sizeof first, f->dir, 1);
+
+    gcollector c;
+    wal_scan_report rep;
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), SKV_EIO);
+    static const uint64_t before[] = { 1, 2, 3 };
+    assert_seqs(&c, before, 3); /* nothing of the group was delivered */
+    assert_int_equal(rep.records, 3);
+    assert_int_equal(rep.torn_tail, 0);
+    assert_string_equal(rep.error_file, first);
+    assert_int_equal(rep.error_offset, offset_of(1, 4));
+    assert_true(rep.error[0] != '\0');
+
+    /* The same layout with the group closed inside the first segment is fine. */
+    rm_tree(f->dir);
+    assert_int_equal(wal_open(f->dir, 3, 1, 0, &skv_io_posix, &w), 0);
+    append_range(w, 1, 3);
+    append_grouped(w, 4, 1);
+    append_grouped(w, 5, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_commit_point(w);
+    assert_int_equal(wal_roll(w, 6), 0);
+    append_grouped(w, 6, 0);
+    assert_int_equal(wal_sync(w), 0);
+    wal_close(w);
+    assert_int_equal(gscan(f->dir, 0, &c, &rep), 0);
+    assert_int_equal(c.n, 6);
+    assert_int_equal(rep.torn_tail, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int main(void) {
@@ -1361,6 +1616,10 @@ int main(void) {
         T(test_fault_short_writes),
         T(test_fault_fdatasync),
         T(test_open_errors),
+        T(test_group_delivered_whole),
+        T(test_group_torn_at_the_end),
+        T(test_group_of_three_torn),
+        T(test_group_cut_by_segment_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
