@@ -49,6 +49,7 @@
  */
 #include "scan.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,12 +132,13 @@ static int scan_shard(store *st, scan_run *run, scan_pos *pos) {
         run->from = pos->next;
         uint64_t next_cursor = ht_scan_one(s->table, ht_position(pos->next), collect, run);
         run->buckets++;
-        qsort(run->cand, run->ncand, sizeof *run->cand, cand_cmp);
+        if (run->ncand > 1) qsort(run->cand, run->ncand, sizeof *run->cand, cand_cmp);
         if (examine_bucket(run, pos->shard, pos)) break;
         if (next_cursor == 0) {
             finished = 1;
             break;
         }
+        assert(ht_position(next_cursor) > pos->next); /* the range held pos->next */
         pos->next = ht_position(next_cursor);
     }
     pthread_mutex_unlock(&s->lock);
@@ -211,7 +213,7 @@ static int parse_cursor(store *st, const http_request *req, skv_slice prefix, sc
     pos->shard = 0;
     pos->next = 0;
     if (found < 0) {
-        why = "not valid percent-encoding";
+        why = "not valid percent-encoding"; /* (refused earlier as bad_query) */
     } else if (found == 1 && text.len > 0) {
         skv_cursor c;
         uint64_t query = cursor_fingerprint(CURSOR_KV_SCAN, &prefix, 1);
@@ -238,9 +240,12 @@ static int parse_cursor(store *st, const http_request *req, skv_slice prefix, sc
 int scan_kv_handle(api_worker *w, const http_request *req, reply *r) {
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_KV_SCAN;
     store *st = w->env->st;
+    /* Any malformed escape in the query string (as the other listings). */
     skv_buf_reset(&w->key);
-    if (http_query_get(req->query, "prefix", &w->key) < 0) {
-        reply_error(r, 400, "bad_prefix", "the prefix is not valid percent-encoding");
+    int bad_query = http_url_decode(req->query, 1, &w->key) != SKV_OK;
+    skv_buf_reset(&w->key);
+    if (bad_query || http_query_get(req->query, "prefix", &w->key) < 0) {
+        reply_error(r, 400, "bad_query", "the query string is not valid percent-encoding");
         return API_ROUTE_KV_SCAN;
     }
     skv_slice prefix = skv_slice_make(w->key.data ? w->key.data : "", w->key.len);

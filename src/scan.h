@@ -68,7 +68,8 @@ int scan_page(store *st, skv_slice prefix, size_t limit, size_t max_buckets, sca
               void *arg, size_t *items);
 
 /* GET/HEAD /v1/kv?prefix=&limit=&cursor= (one answer through r: 200, 400
- * bad_prefix / bad_limit / bad_cursor, 405 + Allow for other methods);
+ * bad_query (malformed percent-encoding) / bad_limit / bad_cursor, 405 +
+ * Allow for other methods);
  * returns API_ROUTE_KV_SCAN.  Worker thread. */
 int scan_kv_handle(api_worker *w, const http_request *req, reply *r);
 

@@ -2,7 +2,10 @@
  * Unit tests for ht: basic operations, growth and shrink through incremental
  * rehashing, forced hash collisions, binary and empty keys, scan
  * completeness while the table is modified and resized between calls, and
- * allocation failure of ht_entry_new.  Run under ASan with detect_leaks=1 to
+ * allocation failure of ht_entry_new; ht_position and ht_scan_one (one
+ * larger-table bucket per call, position ranges, and the position filter of
+ * the scan module staying exact across grow, shrink and a big shrink in the
+ * middle of a scan).  Run under ASan with detect_leaks=1 to
  * check that ht_free releases everything.
  *
  * Keys of "numbered" entries are "key:<id>" and their value holds the id as
@@ -804,7 +807,9 @@ static void test_position(void **state) {
     assert_true(ht_position(0x00000000000000F0ULL) == 0x0F00000000000000ULL);
     assert_true(ht_position(0x0123456789ABCDEFULL) == 0xF7B3D591E6A2C480ULL);
     assert_true(ht_position(UINT64_MAX) == UINT64_MAX);
-    for (uint64_t x = 1; x != 0; x *= 3) assert_true(ht_position(ht_position(x)) == x);
+    uint64_t x = 1;
+    for (int i = 0; i < 1000; i++, x = x * 6364136223846793005ULL + 1442695040888963407ULL)
+        assert_true(ht_position(ht_position(x)) == x);
 }
 
 /* Records ids (scan_seen) and the position range of one ht_scan_one call;
@@ -967,6 +972,77 @@ static void test_scan_one_positions_grow_then_shrink(void **state) {
     assert_true(c.saw_shrink);
 }
 
+/*
+ * The case that makes the position filter necessary: a scan stopped in the
+ * middle of what becomes one bucket after a shrink.  The entries kept are
+ * the 8 just before and the 8 just after the stop position, so the merged
+ * bucket holding the stop position also holds already visited entries.
+ */
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void count_below(void *arg, const ht_entry *e) {
+    uint64_t *c = arg;
+    if (ht_position(e->hash) < c[0]) c[1]++;
+}
+
+static void test_scan_one_positions_after_big_shrink(void **state) {
+    (void)state;
+    enum { N = 4000, KEEP = 8 };
+    ht *t = ht_new();
+    uint64_t *pos = calloc(N, sizeof *pos), *sorted = calloc(N, sizeof *sorted);
+    assert_non_null(pos);
+    assert_non_null(sorted);
+    for (uint32_t i = 0; i < N; i++) {
+        put_id(t, i);
+        pos[i] = ht_position(find_id(t, i)->hash);
+        sorted[i] = pos[i];
+    }
+    settle(t);
+    qsort(sorted, N, sizeof *sorted, cmp_u64);
+
+    one_ctx oc = { .seen = seen_new(N) };
+    uint64_t next_pos = 0;
+    while (next_pos <= sorted[N / 2]) { /* first half, up to a bucket boundary */
+        oc.from = next_pos;
+        uint64_t cursor = ht_scan_one(t, ht_position(next_pos), one_record, &oc);
+        assert_true(cursor != 0);
+        next_pos = ht_position(cursor);
+    }
+    size_t visited = 0;
+    while (visited < N && sorted[visited] < next_pos) visited++;
+    assert_int_equal(oc.seen.entries, visited);
+    assert_true(visited >= KEEP && visited + KEEP <= N);
+    uint64_t lo = sorted[visited - KEEP], hi = sorted[visited + KEEP - 1];
+    for (uint32_t i = 0; i < N; i++)
+        if (pos[i] < lo || pos[i] > hi) remove_id(t, i);
+    settle(t);
+    assert_int_equal(ht_count(t), 2 * KEEP);
+    assert_true(larger_size(t) <= 64); /* shrunk from thousands of buckets */
+
+    /* Without the filter the next call would repeat visited entries. */
+    uint64_t below[2] = { next_pos, 0 };
+    ht_scan_one(t, ht_position(next_pos), count_below, below);
+    assert_true(below[1] > 0);
+
+    for (;;) {
+        oc.from = next_pos;
+        uint64_t cursor = ht_scan_one(t, ht_position(next_pos), one_record, &oc);
+        if (cursor == 0) break;
+        next_pos = ht_position(cursor);
+    }
+    for (uint32_t i = 0; i < N; i++) {
+        int kept = pos[i] >= lo && pos[i] <= hi, seen_before = pos[i] < sorted[visited];
+        assert_int_equal(oc.seen.hits[i], kept || seen_before ? 1 : 0);
+    }
+    free(oc.seen.hits);
+    free(pos);
+    free(sorted);
+    ht_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty),
@@ -1000,6 +1076,7 @@ int main(void) {
         cmocka_unit_test(test_scan_one_positions_grow),
         cmocka_unit_test(test_scan_one_positions_shrink),
         cmocka_unit_test(test_scan_one_positions_grow_then_shrink),
+        cmocka_unit_test(test_scan_one_positions_after_big_shrink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
