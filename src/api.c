@@ -671,11 +671,15 @@ static int handle_root(api_worker *w, const http_request *req, reply *r) {
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_ROOT;
     skv_buf b;
     skv_buf_init(&b);
-    skv_buf_printf(&b,
-                   "{\"service\":\"shardkv\",\"version\":\"%s\",\"routes\":[\"/v1/kv/{key}\",\"/shards\","
-                   "\"/health\",\"/health/live\",\"/health/ready\",\"/metrics\",\"/store\",\"/store/{userId}\","
-                   "\"/put\",\"/get\",\"/delete\",\"/kv\"]}",
-                   SKV_VERSION);
+    skv_buf_printf(&b, "{\"service\":\"shardkv\",\"version\":\"%s\",\"routes\":[", SKV_VERSION);
+    /* Every route the node answers: the route table minus the two labels of unanswered requests. */
+    for (int i = 0; i < API_ROUTE__COUNT; i++) {
+        if (i == API_ROUTE_NOT_FOUND || i == API_ROUTE_INVALID) continue;
+        skv_buf_append_cstr(&b, i ? ",\"" : "\"");
+        skv_buf_append_json_str(&b, api_route_labels[i], strlen(api_route_labels[i]));
+        skv_buf_append(&b, "\"", 1);
+    }
+    skv_buf_append_cstr(&b, "]}");
     reply_json(r, 200, &b);
     skv_buf_free(&b);
     return API_ROUTE_ROOT;
