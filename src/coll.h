@@ -1,5 +1,18 @@
 /*
- * coll — collections of JSON documents with secondary indexes.  PLACEHOLDER: being written.
+ * coll — collections of JSON documents with secondary indexes
+ * (docs/collections.md).
+ *
+ * A collection has a name, a primary-key field, a shard-key field (default:
+ * the primary key) and indexed fields; documents are JSON objects checked
+ * against optional field types and lengths (schema.h), stored in the shard
+ * tables as internal keys on the shard their shard key places them, and
+ * indexed per shard under the shard lock (docidx.h).  The built-in
+ * collection `users` is seed 004's table.  The registry (coll.c) keeps the
+ * definitions in force and the indexes; the routes are in coll_http.c and
+ * coll_query.c.
+ *
+ * Threads: coll_registry_new/free run on the main thread with no worker
+ * serving data routes; coll_route_of/coll_dispatch on any worker thread.
  */
 #ifndef SKV_COLL_H
 #define SKV_COLL_H
@@ -18,7 +31,8 @@ void coll_registry_free(coll_registry *reg);
 
 /* The route id of a collection route (/v1/collections..., /users...), or -1. */
 int coll_route_of(const http_request *req);
-/* Handles a collection route (one answer through r); returns the route id. */
+/* Handles a collection route (one answer through r); returns the route id,
+ * or -1 (nothing written) when the path is not a collection route. */
 int coll_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *r);
 
 #endif
