@@ -40,6 +40,7 @@ typedef struct ringstat_opts {
     uint32_t vnodes;
     uint64_t keys;
     const char *prefix;
+    const char *values;     /* --key-values list, or NULL */
     int json;
 } ringstat_opts;
 
@@ -61,6 +62,9 @@ static const char ringstat_usage[] =
     "  --vnodes V          virtual nodes per shard for ring, 1..10000 (default 100)\n"
     "  --keys K            keys to place, 1..1000000000 (default 1000000)\n"
     "  --key-prefix P      keys are P0, P1, ... (default \"key:\")\n"
+    "  --key-values LIST   instead of P0, P1, ...: the keys take only these values\n"
+    "                      (e.g. a shard key like region), LIST = v1[=w1],v2[=w2],...\n"
+    "                      where w is the value's share of the --keys keys (default 1)\n"
     "  --json              print one JSON object instead of text\n"
     "  --help              print this help\n"
     "\n"
@@ -88,7 +92,7 @@ static int ringstat_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_
 }
 
 enum { RINGSTAT_OPT_SHARDS = 256, RINGSTAT_OPT_PLACEMENT, RINGSTAT_OPT_HASH,
-       RINGSTAT_OPT_VNODES, RINGSTAT_OPT_KEYS, RINGSTAT_OPT_PREFIX, RINGSTAT_OPT_JSON };
+       RINGSTAT_OPT_VNODES, RINGSTAT_OPT_KEYS, RINGSTAT_OPT_PREFIX, RINGSTAT_OPT_VALUES, RINGSTAT_OPT_JSON };
 
 static const struct option ringstat_long_opts[] = {
     { "shards", required_argument, NULL, RINGSTAT_OPT_SHARDS },
@@ -97,6 +101,7 @@ static const struct option ringstat_long_opts[] = {
     { "vnodes", required_argument, NULL, RINGSTAT_OPT_VNODES },
     { "keys", required_argument, NULL, RINGSTAT_OPT_KEYS },
     { "key-prefix", required_argument, NULL, RINGSTAT_OPT_PREFIX },
+    { "key-values", required_argument, NULL, RINGSTAT_OPT_VALUES },
     { "json", no_argument, NULL, RINGSTAT_OPT_JSON },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -134,6 +139,10 @@ static int ringstat_apply_opt(ringstat_opts *o, int c, const char *arg) {
         if (strlen(arg) > RINGSTAT_MAX_PREFIX)
             return ringstat_usage_error("--key-prefix is longer than %d bytes", RINGSTAT_MAX_PREFIX);
         o->prefix = arg;
+        return 0;
+    case RINGSTAT_OPT_VALUES:
+        if (!*arg) return ringstat_usage_error("--key-values wants a list like US=40,EU=35,APAC=25");
+        o->values = arg;
         return 0;
     default: /* RINGSTAT_OPT_JSON */
         o->json = 1;
@@ -177,10 +186,62 @@ static ring *ringstat_make_ring(const ringstat_opts *o, uint32_t shards) {
     return r;
 }
 
+/* One value of --key-values: its text and weight.  Returns the next entry or NULL. */
+static const char *ringstat_next_value(const char *p, skv_slice *value, uint64_t *weight) {
+    const char *end = strchr(p, ',');
+    if (!end) end = p + strlen(p);
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    *value = skv_slice_make(p, (size_t)((eq ? eq : end) - p));
+    *weight = 1;
+    if (eq) {
+        char num[24];
+        size_t n = (size_t)(end - eq - 1);
+        if (n == 0 || n >= sizeof num) return NULL;
+        memcpy(num, eq + 1, n);
+        num[n] = '\0';
+        if (!ringstat_parse_u64(num, 0, RINGSTAT_MAX_KEYS, weight)) return NULL;
+    }
+    return *end ? end + 1 : end;
+}
+
+/* Checks the --key-values list; returns the sum of the weights (0 when malformed). */
+static uint64_t ringstat_values_weight(const char *list) {
+    uint64_t total = 0, w;
+    skv_slice v;
+    for (const char *p = list; *p;) {
+        p = ringstat_next_value(p, &v, &w);
+        if (!p || v.len == 0) return 0;
+        total += w;
+    }
+    return total;
+}
+
+/* --key-values: each value stands for its share of the keys. */
+static void ringstat_place_values(const ringstat_opts *o, ringstat_result *res, ring *base, ring *grown,
+                                  ring *shrunk) {
+    uint64_t total = ringstat_values_weight(o->values), w;
+    skv_slice v;
+    for (const char *p = o->values; *p;) {
+        p = ringstat_next_value(p, &v, &w);
+        uint64_t n = (uint64_t)((double)o->keys * (double)w / (double)total + 0.5);
+        uint32_t s = ring_shard_for_key(base, v.ptr, v.len, NULL);
+        res->counts[s] += n;
+        if (grown && ring_shard_for_key(grown, v.ptr, v.len, NULL) != s) res->moved_add += n;
+        if (shrunk && ring_shard_for_key(shrunk, v.ptr, v.len, NULL) != s) res->moved_remove += n;
+    }
+}
+
 static void ringstat_place(const ringstat_opts *o, ringstat_result *res) {
     ring *base = ringstat_make_ring(o, o->shards);
     ring *grown = res->has_add ? ringstat_make_ring(o, o->shards + 1) : NULL;
     ring *shrunk = res->has_remove ? ringstat_make_ring(o, o->shards - 1) : NULL;
+    if (o->values) {
+        ringstat_place_values(o, res, base, grown, shrunk);
+        ring_free(base);
+        ring_free(grown);
+        ring_free(shrunk);
+        return;
+    }
     size_t plen = strlen(o->prefix);
     char *key = skv_malloc(plen + 24);
     memcpy(key, o->prefix, plen);
@@ -221,8 +282,11 @@ static void ringstat_format_text(const ringstat_opts *o, const ringstat_result *
     skv_buf_printf(out, "placement=%s hash=%s shards=%u", ring_strategy_name(o->strategy),
                    ring_hash_name(o->hash), n);
     if (o->strategy == RING_STRATEGY_RING) skv_buf_printf(out, " vnodes=%u", o->vnodes);
-    skv_buf_printf(out, " keys=%llu (%s0 .. %s%llu)\n\n", (unsigned long long)o->keys, o->prefix,
-                   o->prefix, (unsigned long long)(o->keys - 1));
+    if (o->values)
+        skv_buf_printf(out, " keys=%llu taking the values %s\n\n", (unsigned long long)o->keys, o->values);
+    else
+        skv_buf_printf(out, " keys=%llu (%s0 .. %s%llu)\n\n", (unsigned long long)o->keys, o->prefix,
+                       o->prefix, (unsigned long long)(o->keys - 1));
     if (n <= RINGSTAT_LIST_SHARDS) {
         ring *r = ringstat_make_ring(o, n); /* for the hash-space shares */
         skv_buf_printf(out, "shard          keys   of keys   of hash space\n");
@@ -274,9 +338,22 @@ static void ringstat_format_json(const ringstat_opts *o, const ringstat_result *
 }
 
 int ringstat_main(int argc, char **argv) {
-    ringstat_opts o = { RING_STRATEGY_RING, RING_HASH_XXH3, 8, 100, 1000000, "key:", 0 };
+    ringstat_opts o = { RING_STRATEGY_RING, RING_HASH_XXH3, 8, 100, 1000000, "key:", NULL, 0 };
     int rc = ringstat_parse_args(argc, argv, &o);
     if (rc >= 0) return rc;
+    if (o.values) {
+        uint64_t total = ringstat_values_weight(o.values);
+        if (total == 0) return ringstat_usage_error("--key-values wants a list like US=40,EU=35,APAC=25");
+        /* The counts are rounded shares: measure against their sum. */
+        uint64_t sum = 0, w;
+        skv_slice v;
+        for (const char *p = o.values; *p;) {
+            p = ringstat_next_value(p, &v, &w);
+            sum += (uint64_t)((double)o.keys * (double)w / (double)total + 0.5);
+        }
+        if (sum == 0) return ringstat_usage_error("--keys is too small for the --key-values weights");
+        o.keys = sum;
+    }
 
     ringstat_result res = { 0 };
     res.counts = skv_calloc(o.shards, sizeof(*res.counts));

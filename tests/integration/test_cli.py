@@ -90,6 +90,19 @@ def test_ring_subcommand():
     assert p.returncode == 2 and p.stderr.strip()
 
 
+def test_ring_key_values_measure_a_low_cardinality_shard_key():
+    p = run_cli("ring", "--hash", "md5", "--shards", "8", "--keys", "1000", "--json",
+                "--key-values", "US=40,EU=30,APAC=20,LATAM=7,AFRICA=3")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["keys"] == 1000 and sum(doc["counts"]) == 1000
+    assert sorted(c for c in doc["counts"] if c) == [30, 70, 200, 300, 400]  # one shard per region
+    assert doc["moved_on_add"] == 0 or doc["moved_on_add"] in (0.03, 0.07, 0.2, 0.3, 0.4)
+    for bad in ("", "US=", "US=x", ",", "US=1,,EU=2"):
+        p = run_cli("ring", "--key-values", bad)
+        assert p.returncode == 2 and "--key-values" in p.stderr, bad
+
+
 def test_port_in_use_fails_clearly(tmp_path):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind((HOST, 0))
