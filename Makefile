@@ -20,14 +20,17 @@ SRC      := $(wildcard src/*.c)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 
-OBJ       := $(SRC:src/%.c=build/obj/%.o)
-LIB_OBJ   := $(LIB_SRC:src/%.c=build/obj/%.o)
-SAN_OBJ   := $(SRC:src/%.c=build/san/obj/%.o)
-SAN_LIB   := $(LIB_SRC:src/%.c=build/san/obj/%.o)
+# Static files served by the node (src/assets.h), compiled in at build time.
+WEB_FILES := $(shell find web -type f 2>/dev/null | LC_ALL=C sort)
+
+OBJ       := $(SRC:src/%.c=build/obj/%.o) build/obj/assets_data.o
+LIB_OBJ   := $(LIB_SRC:src/%.c=build/obj/%.o) build/obj/assets_data.o
+SAN_OBJ   := $(SRC:src/%.c=build/san/obj/%.o) build/san/obj/assets_data.o
+SAN_LIB   := $(LIB_SRC:src/%.c=build/san/obj/%.o) build/san/obj/assets_data.o
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 SAN_UNIT  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: all san run test check unit unit-san integration integration-san fuzz bench soak clean deps
+.PHONY: FORCE all san run test check unit unit-san integration integration-san fuzz bench soak clean deps
 
 all: build/shardkv
 
@@ -40,6 +43,22 @@ build/obj/%.o: src/%.c $(wildcard src/*.h) | build/obj
 build/san/obj/%.o: src/%.c $(wildcard src/*.h) | build/san/obj
 	@echo "  CC-SAN  $<"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -c $< -o $@
+
+build/tools/embed: tools/embed.c | build/tools
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+# The file list is a prerequisite too, so removing a file from web/ rebuilds.
+build/gen/assets.list: FORCE | build/gen
+	@echo "$(WEB_FILES)" | cmp -s - $@ || echo "$(WEB_FILES)" > $@
+build/gen/assets_data.c: build/tools/embed build/gen/assets.list $(WEB_FILES) | build/gen
+	@echo "  EMBED   web/ ($(words $(WEB_FILES)) files)"
+	$(Q)build/tools/embed $@ web $(WEB_FILES)
+build/obj/assets_data.o: build/gen/assets_data.c src/assets.h | build/obj
+	@echo "  CC      $<"
+	$(Q)$(CC) $(BASEFLAGS) $(OPTFLAGS) -Isrc -c $< -o $@
+build/san/obj/assets_data.o: build/gen/assets_data.c src/assets.h | build/san/obj
+	@echo "  CC-SAN  $<"
+	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -Isrc -c $< -o $@
 
 build/shardkv: $(OBJ)
 	@echo "  LD      $@"
@@ -56,7 +75,7 @@ build/san/tests/%: tests/unit/%.c $(SAN_LIB) $(wildcard tests/unit/*.h) | build/
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(BASEFLAGS) $(SANFLAGS) -Isrc $< $(SAN_LIB) -o $@ $(LIBS) -lcmocka
 
-build/obj build/san/obj build/tests build/san/tests build/fuzz:
+build/obj build/san/obj build/tests build/san/tests build/fuzz build/tools build/gen:
 	mkdir -p $@
 
 deps:

@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include "api_internal.h"
+#include "assets.h"
 #include "coll.h"
 #include "counter.h"
 #include "scan.h"
@@ -666,9 +667,57 @@ static int handle_cache_stats(api_worker *w, const http_request *req, reply *r) 
     return API_ROUTE_CACHE_STATS;
 }
 
+/* Serves a compiled-in file (assets.h) with its ETag; 304 when the client has it. */
+static void send_asset(const http_request *req, reply *r, const asset *a) {
+    skv_slice inm = http_header_get(req, "If-None-Match");
+    int fresh = inm.ptr && skv_slice_eq_cstr(inm, a->etag);
+    reply_start(r, fresh ? 304 : 200);
+    reply_header_cstr(r, "ETag", a->etag);
+    reply_header_cstr(r, "Cache-Control", "no-cache");
+    reply_header_cstr(r, "X-Content-Type-Options", "nosniff");
+    if (strncmp(a->content_type, "text/html", 9) == 0)
+        reply_header_cstr(r, "Content-Security-Policy",
+                          "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                          "connect-src 'self'; frame-ancestors 'none'");
+    reply_body(r, a->content_type, a->data, a->len);
+}
+
+/* GET /ui/{file}, /docs, /openapi.json: the files of web/ compiled into the binary. */
+static int handle_asset(const http_request *req, reply *r, int route, const char *path) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return route;
+    const asset *a = assets_find(skv_slice_cstr(path));
+    if (!a) reply_error(r, 404, "not_found", "no file %s in this build", path);
+    else send_asset(req, r, a);
+    return route;
+}
+
+static int handle_ui(const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_UI;
+    skv_slice rel = skv_slice_make(req->path.ptr + 1, req->path.len - 1); /* "ui/..." */
+    const asset *a = assets_find(rel);
+    if (!a) {
+        reply_error(r, 404, "not_found", "no file %.*s in the dashboard", (int)(rel.len > 200 ? 200 : rel.len),
+                    rel.ptr);
+        return API_ROUTE_UI;
+    }
+    send_asset(req, r, a);
+    return API_ROUTE_UI;
+}
+
+/* 1 when the client prefers HTML (a browser): "/" is then the dashboard. */
+static int wants_html(const http_request *req) {
+    skv_slice accept = http_header_get(req, "Accept");
+    return accept.ptr && memmem(accept.ptr, accept.len, "text/html", 9) != NULL;
+}
+
 static int handle_root(api_worker *w, const http_request *req, reply *r) {
     (void)w;
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_ROOT;
+    const asset *dash = wants_html(req) ? assets_find(skv_slice_cstr("ui/index.html")) : NULL;
+    if (dash) {
+        send_asset(req, r, dash);
+        return API_ROUTE_ROOT;
+    }
     skv_buf b;
     skv_buf_init(&b);
     skv_buf_printf(&b, "{\"service\":\"shardkv\",\"version\":\"%s\",\"routes\":[", SKV_VERSION);
@@ -716,6 +765,10 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
     if (path_is(req, "/cache/stats")) return handle_cache_stats(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
+    if (path_has_prefix(req, "/ui/", 4)) return handle_ui(req, r);
+    if (path_is(req, "/docs") || path_is(req, "/docs/"))
+        return handle_asset(req, r, API_ROUTE_DOCS, "docs/index.html");
+    if (path_is(req, "/openapi.json")) return handle_asset(req, r, API_ROUTE_OPENAPI, "openapi.json");
     if (path_is(req, "*")) { /* "OPTIONS *" (the only method the parser allows with "*"): 204 + Allow */
         api_method_allowed(req, r, "GET, HEAD, POST, PUT, DELETE, OPTIONS", 0);
         return API_ROUTE_ROOT;

@@ -53,6 +53,9 @@
     X(SEED_USERS, "/users")            \
     X(SEED_USER, "/users/{user_id}")   \
     X(CACHE_STATS, "/cache/stats")     \
+    X(UI, "/ui/{file}")                \
+    X(DOCS, "/docs")                   \
+    X(OPENAPI, "/openapi.json")        \
     X(NOT_FOUND, "unmatched")          \
     X(INVALID, "invalid")
 

@@ -58,7 +58,7 @@ void reply_body(reply *r, const char *content_type, const void *body, size_t len
         skv_buf_append_cstr(o, content_type);
         skv_buf_append(o, "\r\n", 2);
     }
-    if (r->status != 204) { /* RFC 9110 8.6: a 204 carries no Content-Length */
+    if (r->status != 204 && r->status != 304) { /* RFC 9110 8.6: no Content-Length on 204; 304 has no body */
         skv_buf_append(o, "Content-Length: ", 16);
         skv_buf_append_u64(o, len);
         skv_buf_append(o, "\r\n", 2);
@@ -67,7 +67,7 @@ void reply_body(reply *r, const char *content_type, const void *body, size_t len
         skv_buf_append(o, "\r\n", 2);
     else
         skv_buf_append(o, "Connection: close\r\n\r\n", 21);
-    if (!r->head_only) skv_buf_append(o, body, len);
+    if (!r->head_only && r->status != 304) skv_buf_append(o, body, len);
 }
 
 void reply_json_buf(reply *r, const skv_buf *json) {
