@@ -149,6 +149,7 @@ static int recover_shard(commit *c, uint32_t id) {
                  "it was never acknowledged)",
                  id, rep.last_segment, (unsigned long long)rep.tail_offset);
     if (rep.last_seq > s->seq) s->seq = rep.last_seq;
+    atomic_store_explicit(&s->seq_published, s->seq, memory_order_release);
     rc = wal_open(sl->dir, id, s->seq + 1, rep.last_segment[0] ? rep.tail_offset : 0, c->cfg.io, &sl->log);
     if (rc != SKV_OK) {
         log_error("shard %u: cannot open its log in %s", id, sl->dir);

@@ -86,7 +86,10 @@ static int parse_field(schema *s, const char *name, json_t *spec, schema_error *
     json_t *v;
     json_object_foreach(spec, k, v) {
         if (strcmp(k, "type") == 0) {
-            type = json_is_string(v) ? schema_type_parse(json_string_value(v)) : -1;
+            /* An embedded NUL ("string\u0000x") is not the type "string". */
+            type = json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v)
+                       ? schema_type_parse(json_string_value(v))
+                       : -1;
             if (type < 0)
                 return fail(err, "bad_definition",
                             "field '%s': type must be one of string, integer, number, boolean, object, array, any",

@@ -30,6 +30,7 @@ void shard_init(shard *s, uint32_t id) {
     atomic_init(&s->misses, 0);
     atomic_init(&s->expired, 0);
     atomic_init(&s->evicted, 0);
+    atomic_init(&s->seq_published, 0);
     atomic_init(&s->keys, 0);
     atomic_init(&s->bytes, 0);
     atomic_init(&s->pending_count, 0);
@@ -341,6 +342,7 @@ int shard_apply(shard *s, uint64_t key_hash, const shard_write *w, shard_result 
     }
     if (s->logged && s->kick) s->kick(s->kick_arg, s);
 out:
+    atomic_store_explicit(&s->seq_published, s->seq, memory_order_release);
     pthread_mutex_unlock(&s->lock);
     free(e);
     return rc;
@@ -550,6 +552,7 @@ int shard_replay(shard *s, const wal_record *r) {
     /* Uncontended during recovery, but /shards may read meanwhile. */
     pthread_mutex_lock(&s->lock);
     if (r->seq > s->seq) s->seq = r->seq;
+    atomic_store_explicit(&s->seq_published, s->seq, memory_order_release);
     table_install(s, e);
     pthread_mutex_unlock(&s->lock);
     return SKV_OK;

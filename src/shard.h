@@ -152,6 +152,8 @@ struct shard {
                                   its key hash, overtaken ones under another hash until their batch is
                                   durable (so an acknowledged write is always readable) */
     uint64_t seq;              /* last assigned sequence number; under lock */
+    _Atomic uint64_t seq_published; /* seq, readable without the lock (a write's seq is published before
+                                       the lock is released) */
     uint32_t id;
     int logged;                /* records go to buf (a log is attached) */
     int sync_writes;           /* --fsync always: writes wait for the disk */
@@ -258,6 +260,10 @@ int shard_replay(shard *s, const wal_record *rec);
 
 /* Invariant checker for assert(); takes the lock.  Returns 1 when valid. */
 int shard_check(shard *s);
+
+/* The last assigned seq, without the lock: every write that finished
+ * before the call has a seq <= the result. */
+static inline uint64_t shard_seq(shard *s) { return atomic_load_explicit(&s->seq_published, memory_order_acquire); }
 
 static inline uint64_t shard_keys(shard *s) { return atomic_load_explicit(&s->keys, memory_order_relaxed); }
 static inline uint64_t shard_bytes(shard *s) { return atomic_load_explicit(&s->bytes, memory_order_relaxed); }

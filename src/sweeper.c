@@ -21,6 +21,8 @@ struct sweeper {
     pthread_cond_t cv;
     int stop;
     uint64_t *cursors;             /* [nshards] */
+    sweeper_task tasks[SWEEPER_MAX_TASKS];
+    size_t ntasks;
 };
 
 static void sweep_shard(sweeper *sw, uint32_t id) {
@@ -44,16 +46,18 @@ static void *sweeper_main(void *arg) {
         if (sw->stop) break;
         pthread_mutex_unlock(&sw->mu);
         for (uint32_t id = 0; id < sw->st->nshards; id++) sweep_shard(sw, id);
+        for (size_t i = 0; i < sw->ntasks; i++) sw->tasks[i].fn(sw->tasks[i].arg);
         pthread_mutex_lock(&sw->mu);
     }
     pthread_mutex_unlock(&sw->mu);
     return NULL;
 }
 
-int sweeper_start(store *st, const skv_config *cfg, sweeper **out) {
+int sweeper_start(store *st, const skv_config *cfg, const sweeper_task *tasks, size_t ntasks, sweeper **out) {
     (void)cfg;
     sweeper *sw = skv_calloc(1, sizeof *sw);
     sw->st = st;
+    for (size_t i = 0; i < ntasks && i < SWEEPER_MAX_TASKS; i++) sw->tasks[sw->ntasks++] = tasks[i];
     sw->cursors = skv_calloc(st->nshards, sizeof *sw->cursors);
     pthread_mutex_init(&sw->mu, NULL);
     pthread_cond_init(&sw->cv, NULL);

@@ -31,8 +31,20 @@
 
 typedef struct sweeper sweeper;
 
-/* Starts the expiry thread over st.  Returns 0 and *out, or SKV_ESYS. */
-int sweeper_start(store *st, const skv_config *cfg, sweeper **out);
+/* Background work of other modules, run on the sweeper thread after every
+ * expiry pass (every SWEEP_INTERVAL_MS): e.g. deleting the documents of a
+ * dropped collection once the drop is durable.  A task must bound its work
+ * per call and must not block for long. */
+typedef void (*sweeper_task_fn)(void *arg);
+typedef struct sweeper_task {
+    sweeper_task_fn fn;
+    void *arg;
+} sweeper_task;
+#define SWEEPER_MAX_TASKS 4
+
+/* Starts the expiry thread over st, also running tasks[0..ntasks)
+ * (ntasks <= SWEEPER_MAX_TASKS).  Returns 0 and *out, or SKV_ESYS. */
+int sweeper_start(store *st, const skv_config *cfg, const sweeper_task *tasks, size_t ntasks, sweeper **out);
 /* Stops and joins the thread, frees. */
 void sweeper_stop(sweeper *sw);
 

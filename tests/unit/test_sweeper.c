@@ -394,7 +394,7 @@ static void test_expiry_thread(void **state) {
         put_ttl(f->st, key, VAL, i % 4 == 0 ? 0 : T0 + 1000);
     }
     sweeper *sw = NULL;
-    assert_int_equal(sweeper_start(f->st, &f->cfg, &sw), SKV_OK);
+    assert_int_equal(sweeper_start(f->st, &f->cfg, NULL, 0, &sw), SKV_OK);
     assert_non_null(sw);
     atomic_store(&fake_now, T0 + 1000); /* 300 keys expire, nobody reads them */
     uint64_t deadline = mono_ms() + WAIT_MS;
