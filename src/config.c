@@ -210,6 +210,8 @@ void config_usage(FILE *out) {
             "  shardkv [serve] [OPTIONS]       run a node (the default command)\n"
             "  shardkv ring [OPTIONS]          placement balance and movement report (shardkv ring --help)\n"
             "  shardkv check --data-dir D [--repair]   verify a stopped node's snapshots and logs\n"
+            "  shardkv get|put|del|scan|incr|stats|shards ...   client of a running node (shardkv get --help,\n"
+            "                                  docs/cli.md); --endpoint URL or SHARDKV_ENDPOINT\n"
             "  shardkv --version | --help\n\n"
             "Options (each also read from the environment as SHARDKV_<NAME>, e.g. SHARDKV_MAX_BODY_BYTES;\n"
             "flags win).  Sizes take K/M/G suffixes, durations ms/s/m:\n",

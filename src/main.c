@@ -1,7 +1,9 @@
 /*
  * main — command dispatch: `shardkv [serve] [options]` runs a node,
  * `shardkv ring ...` prints placement statistics, `shardkv check ...`
- * verifies (and repairs) a stopped node's data directory.
+ * verifies (and repairs) a stopped node's data directory, and
+ * `shardkv get|put|del|scan|incr|stats|shards ...` talk to a running node
+ * as a client (client.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "check.h"
+#include "client.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
@@ -37,5 +40,6 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "ring") == 0) return ringstat_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "check") == 0) return check_main(argc - 1, argv + 1);
     if (argc > 1 && strcmp(argv[1], "serve") == 0) return serve(argc - 1, argv + 1);
+    if (argc > 1 && client_is_command(argv[1])) return client_main(argc - 1, argv + 1);
     return serve(argc, argv);
 }
