@@ -18,6 +18,7 @@
 #include "sweeper.h"
 #include "commit.h"
 #include "err.h"
+#include "hotkeys.h"
 #include "log.h"
 #include "mem.h"
 
@@ -32,6 +33,7 @@ void api_worker_init(api_worker *w, api_env *env, unsigned id) {
     w->env = env;
     w->id = id;
     w->mw = metrics_worker_slot(env->m, id);
+    w->hot = env->hot ? hotkeys_worker_slot(env->hot, id) : NULL;
     skv_buf_init(&w->key);
     skv_buf_init(&w->tmp);
     skv_buf_init(&w->answer);
@@ -247,6 +249,7 @@ int api_write_answer(api_worker *w, const http_request *req, skv_slice body, rep
         return SKV_ENOMEM;
     }
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
+    if (w->hot) hotkeys_record(w->hot, id, wr->key, h); /* skips internal keys */
     skv_buf *answer = &w->answer;
     render_wrap rw = { render, arg };
     if (has_key) {
@@ -289,6 +292,7 @@ int api_read(api_worker *w, skv_slice key, uint32_t *shard_out, shard_read_fn fn
     uint32_t id = store_locate(st, key, &h);
     *shard_out = id;
     metrics_shard_op(w->mw, id, METRICS_OP_GET);
+    if (w->hot) hotkeys_record(w->hot, id, key, h);
     return shard_get(store_shard(st, id), h, key, fn, arg);
 }
 
@@ -619,14 +623,20 @@ static void render_metrics(api_env *env, skv_buf *out) {
     }
     sweeper_totals t;
     sweeper_totals_get(st, &t);
+    metrics_hot_key *hot = NULL;
+    skv_buf hot_labels;
+    skv_buf_init(&hot_labels);
+    size_t nhot = env->hot ? hotkeys_metric_samples(env->hot, &hot, &hot_labels) : 0;
     metrics_snapshot snap = { .nshards = n, .shard_keys = keys, .shard_bytes = bytes, .shard_share = share,
                               .shard_state = state, .wal = logst, .cache_hits = t.hits, .cache_misses = t.misses,
                               .keys_expired = t.expired, .keys_evicted = t.evicted,
                               .memory_limit = env->cfg->max_memory, .keys_limit = env->cfg->max_keys,
                               .shard_map_version = ring_get_config(map)->version,
                               .ready = api_state == API_STATE_READY, .uptime_seconds = uptime_seconds(env),
-                              .version = SKV_VERSION };
+                              .version = SKV_VERSION, .hot_keys = hot, .nhot_keys = nhot };
     metrics_render(env->m, &snap, out);
+    free(hot);
+    skv_buf_free(&hot_labels);
     free(state);
     free(logst);
     free(keys);
@@ -665,6 +675,26 @@ static int handle_cache_stats(api_worker *w, const http_request *req, reply *r) 
                    (unsigned long long)t.expired);
     reply_json(r, 200, b);
     return API_ROUTE_CACHE_STATS;
+}
+
+/* GET /v1/hotkeys?limit=N: each shard's and the node's hottest keys (docs/hotkeys.md). */
+static int handle_hotkeys(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_HOTKEYS;
+    skv_buf *b = &w->tmp;
+    skv_buf_reset(b);
+    uint64_t limit = 10;
+    int found = http_query_get(req->query, "limit", b);
+    if (found == 1 && skv_slice_to_u64(skv_slice_make(b->data ? b->data : "", b->len), &limit) != SKV_OK) found = -1;
+    if (found < 0 || limit < 1 || limit > HOTKEYS_LIMIT_MAX) {
+        reply_error(r, 400, "bad_limit", "limit must be an integer between 1 and %d", HOTKEYS_LIMIT_MAX);
+        return API_ROUTE_HOTKEYS;
+    }
+    skv_buf_reset(b);
+    if (w->env->hot) hotkeys_render_json(w->env->hot, (size_t)limit, b);
+    else skv_buf_printf(b, "{\"decay_seconds\":%d,\"capacity\":%d,\"shards\":[],\"top\":[]}", HOTKEYS_DECAY_SECONDS,
+                        HOTKEYS_CAPACITY);
+    reply_json(r, 200, b);
+    return API_ROUTE_HOTKEYS;
 }
 
 /* Serves a compiled-in file (assets.h) with its ETag; 304 when the client has it. */
@@ -764,6 +794,7 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/health/ready")) return handle_ready(w, req, r);
     if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
     if (path_is(req, "/cache/stats")) return handle_cache_stats(w, req, r);
+    if (path_is(req, "/v1/hotkeys")) return handle_hotkeys(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
     if (path_has_prefix(req, "/ui/", 4)) return handle_ui(req, r);
     if (path_is(req, "/docs") || path_is(req, "/docs/"))

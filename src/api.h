@@ -1,6 +1,6 @@
 /*
  * api — the HTTP routes: the canonical API (/v1/kv/{key}), the operational
- * routes (/shards, /health, /health/live, /health/ready, /metrics) and the
+ * routes (/shards, /health, /health/live, /health/ready, /metrics, /v1/hotkeys) and the
  * seed systems' routes (/store, /put, /get, /delete, /kv), answering from
  * the store.
  *
@@ -53,6 +53,7 @@
     X(SEED_USERS, "/users")            \
     X(SEED_USER, "/users/{user_id}")   \
     X(CACHE_STATS, "/cache/stats")     \
+    X(HOTKEYS, "/v1/hotkeys")          \
     X(UI, "/ui/{file}")                \
     X(DOCS, "/docs")                   \
     X(OPENAPI, "/openapi.json")        \
@@ -81,6 +82,7 @@ typedef struct api_env {
     uint64_t start_ms;          /* uv_hrtime()/1e6 at start */
     struct commit *commit;      /* set before state becomes READY; read only after */
     struct coll_registry *colls; /* collections (coll.h); set before READY */
+    struct hotkeys *hot;        /* hot-key sketch (hotkeys.h), or NULL: nothing counted */
     unsigned nworkers;
 } api_env;
 
@@ -89,6 +91,7 @@ typedef struct api_env {
 typedef struct api_worker {
     api_env *env;
     metrics_worker *mw;
+    struct hotkeys_worker *hot; /* this worker's hot-key summaries, or NULL */
     unsigned id;
     skv_buf key;                /* decoded key */
     skv_buf tmp;                /* JSON bodies and other scratch */

@@ -191,7 +191,7 @@ enum proc_field { PROC_CPU, PROC_RSS, PROC_VSIZE, PROC_OPEN_FDS, PROC_MAX_FDS, P
 static render_fn render_http_requests, render_http_duration, render_route_counter,
     render_shard_requests, render_shard_ops, render_snap_shard, render_conn_open,
     render_conn_accepted, render_conn_rejected, render_gauge, render_build_info, render_process,
-    render_shard_state, render_wal, render_snapshots;
+    render_shard_state, render_wal, render_snapshots, render_hot_keys;
 
 static const struct family family_table[] = {
     { "shardkv_http_requests_total", FAMILY_COUNTER, "route,method,code", render_http_requests, 0,
@@ -261,6 +261,10 @@ static const struct family family_table[] = {
       "Version of the shard map in use." },
     { "shardkv_build_info", FAMILY_GAUGE, "version", render_build_info, 0,
       "Constant 1, labelled with the build version." },
+    { "shardkv_hot_key_requests", FAMILY_GAUGE, "shard,rank,key", render_hot_keys, 0,
+      "Recent requests (halved every 10 s; an upper bound) of the 3 hottest keys of each shard, from the "
+      "hot-key sketch (GET /v1/hotkeys); rank 1 is the hottest.  The key labels change as traffic changes: "
+      "a series ends when its key leaves the top 3." },
     { "process_cpu_seconds_total", FAMILY_COUNTER, "", render_process, PROC_CPU,
       "Total user and system CPU time spent in seconds." },
     { "process_resident_memory_bytes", FAMILY_GAUGE, "", render_process, PROC_RSS,
@@ -819,6 +823,20 @@ static void render_build_info(render_ctx *c, int arg) {
     sample_begin(c, NULL);
     sample_label(c, "version", version);
     sample_end_u64(c, 1);
+}
+
+static void render_hot_keys(render_ctx *c, int arg) {
+    (void)arg;
+    const metrics_snapshot *snap = c->snap;
+    if (!snap || !snap->hot_keys) return;
+    for (size_t i = 0; i < snap->nhot_keys; i++) {
+        const metrics_hot_key *h = &snap->hot_keys[i];
+        sample_begin(c, NULL);
+        sample_label_u64(c, "shard", h->shard);
+        sample_label_u64(c, "rank", h->rank);
+        sample_label(c, "key", h->key);
+        sample_end_u64(c, h->count);
+    }
 }
 
 static void render_process(render_ctx *c, int field) {

@@ -33,6 +33,7 @@
  *   shardkv_connections                                      gauge (open now)
  *   shardkv_connections_accepted_total, shardkv_connections_rejected_total{reason}  counter
  *   shardkv_ready, shardkv_uptime_seconds, shardkv_shard_map_version, shardkv_build_info{version}
+ *   shardkv_hot_key_requests{shard,rank,key}                 gauge (hotkeys.h: top 3 per shard)
  *   process_cpu_seconds_total, process_resident_memory_bytes,
  *   process_virtual_memory_bytes, process_open_fds, process_max_fds,
  *   process_start_time_seconds                                (from /proc/self)
@@ -90,6 +91,14 @@ typedef struct metrics_log_stats {
     uint64_t log_bytes;         /* bytes in the shard's log segments now */
 } metrics_log_stats;
 
+/* One sample of shardkv_hot_key_requests (filled by hotkeys_metric_samples). */
+typedef struct metrics_hot_key {
+    uint32_t shard;
+    uint32_t rank;              /* 1 = the shard's hottest key */
+    const char *key;            /* label text: NUL-terminated UTF-8 */
+    uint64_t count;             /* the key's recent requests (decayed, upper bound) */
+} metrics_hot_key;
+
 /* Values read at scrape time from the rest of the server. */
 typedef struct metrics_snapshot {
     uint32_t nshards;
@@ -104,6 +113,8 @@ typedef struct metrics_snapshot {
     int ready;
     double uptime_seconds;
     const char *version;
+    const metrics_hot_key *hot_keys;  /* [nhot_keys], or NULL */
+    size_t nhot_keys;
 } metrics_snapshot;
 
 /* Appends the whole exposition to out.  Thread-safe against the writers. */

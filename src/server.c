@@ -16,6 +16,7 @@
 #include "sweeper.h"
 #include "datadir.h"
 #include "err.h"
+#include "hotkeys.h"
 #include "log.h"
 #include "mem.h"
 #include "worker.h"
@@ -299,6 +300,7 @@ int server_new(const skv_config *cfg, server **out) {
     s->env.cfg = cfg;
     s->env.nworkers = s->nworkers;
     s->env.m = metrics_new(s->nworkers, cfg->shards, api_route_labels, API_ROUTE__COUNT);
+    s->env.hot = hotkeys_new(s->nworkers, cfg->shards, NULL);
     atomic_init(&s->env.state, API_STATE_STARTING);
     s->env.start_ms = uv_hrtime() / 1000000;
     s->workers = skv_calloc(s->nworkers, sizeof *s->workers);
@@ -416,6 +418,7 @@ void server_free(server *s) {
     uv_loop_close(&s->main_loop);
     free(s->workers);
     metrics_free(s->env.m);
+    hotkeys_free(s->env.hot);
     store_free(s->env.st);
     if (s->lock_fd >= 0) close(s->lock_fd);
     free(s);
