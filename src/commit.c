@@ -338,10 +338,15 @@ static void sync_shard(commit *c, uint32_t id) {
     }
 }
 
-/* 1 when a shard of f has records buffered (racy read: only decides how long to sleep). */
+/* 1 when a shard of f has records buffered. */
 static int any_buffered(commit *c, const flusher *f) {
-    for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers)
-        if (store_shard(c->st, id)->buf.len) return 1;
+    for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers) {
+        shard *s = store_shard(c->st, id);
+        pthread_mutex_lock(&s->lock); /* only when the flusher is about to sleep */
+        size_t len = s->buf.len;
+        pthread_mutex_unlock(&s->lock);
+        if (len) return 1;
+    }
     return 0;
 }
 

@@ -31,6 +31,7 @@ void shard_init(shard *s, uint32_t id) {
     atomic_init(&s->expired, 0);
     atomic_init(&s->evicted, 0);
     atomic_init(&s->seq_published, 0);
+    atomic_init(&s->user_keys, 0);
     atomic_init(&s->keys, 0);
     atomic_init(&s->bytes, 0);
     atomic_init(&s->pending_count, 0);
@@ -94,10 +95,19 @@ static void pending_adjust(shard *s, int64_t delta) {
  * Takes ownership of e.
  */
 /* Removes the visible entry of key (if any), telling the observer. */
+static int is_internal(const ht_entry *e) { return e->key_len > 0 && ht_entry_key(e)[0] == '\0'; }
+
+static void user_keys_adjust(shard *s, const ht_entry *e, int64_t delta) {
+    if (is_internal(e)) return;
+    uint64_t n = atomic_load_explicit(&s->user_keys, memory_order_relaxed);
+    atomic_store_explicit(&s->user_keys, n + (uint64_t)delta, memory_order_relaxed);
+}
+
 static void table_remove(shard *s, uint64_t h, const char *key, size_t key_len) {
     ht_entry *old = ht_remove(s->table, h, key, key_len);
     if (!old) return;
     account(s, -1, -(int64_t)ht_entry_size(old));
+    user_keys_adjust(s, old, -1);
     if (s->observer) s->observer(s->observer_arg, s, old, NULL);
     free(old);
 }
@@ -117,6 +127,7 @@ static void table_install(shard *s, ht_entry *e) {
     if (!e->atime) e->atime = lru_clock(s);
     ht_entry *old = ht_put(s->table, e);
     account(s, old ? 0 : 1, (int64_t)ht_entry_size(e) - (old ? (int64_t)ht_entry_size(old) : 0));
+    if (!old) user_keys_adjust(s, e, 1);
     if (s->observer) s->observer(s->observer_arg, s, old, e);
     free(old);
 }
@@ -348,6 +359,15 @@ out:
     return rc;
 }
 
+int shard_peek_size(shard *s, uint64_t key_hash, skv_slice key, size_t *size) {
+    pthread_mutex_lock(&s->lock);
+    ht_entry *pend;
+    ht_entry *e = newest(s, key_hash, key, &pend);
+    if (e) *size = ht_entry_size(e);
+    pthread_mutex_unlock(&s->lock);
+    return e ? SKV_OK : SKV_ENOTFOUND;
+}
+
 int shard_get(shard *s, uint64_t key_hash, skv_slice key, shard_read_fn fn, void *arg) {
     pthread_mutex_lock(&s->lock);
     ht_entry *e = ht_find(s->table, key_hash, key.ptr, key.len);
@@ -394,6 +414,8 @@ size_t shard_expire_some(shard *s, uint64_t *cursor, size_t max_buckets) {
     return removed;
 }
 
+#define EVICT_MAX_WALK 65536 /* table positions one eviction may visit looking for a user key */
+
 typedef struct lru_ctx {
     ht_entry *victim;
     size_t seen, samples;
@@ -401,7 +423,7 @@ typedef struct lru_ctx {
 
 static void lru_consider(void *arg, const ht_entry *e) {
     lru_ctx *c = arg;
-    if (c->seen >= c->samples || (e->key_len > 0 && ht_entry_key(e)[0] == '\0')) return; /* internal key */
+    if (c->seen >= c->samples || is_internal(e)) return;
     c->seen++;
     if (!c->victim || e->atime < c->victim->atime) c->victim = (ht_entry *)e;
 }
@@ -410,11 +432,18 @@ int shard_evict_one(shard *s, size_t samples, uint64_t random, uint64_t *freed) 
     *freed = 0;
     pthread_mutex_lock(&s->lock);
     lru_ctx c = { NULL, 0, samples ? samples : 1 };
-    /* Start at a random cursor position; wrap once. */
+    if (shard_user_keys(s) == 0) { /* nothing evictable: do not walk the table */
+        pthread_mutex_unlock(&s->lock);
+        return SKV_ENOTFOUND;
+    }
+    /* Start at a random cursor position; wrap once.  Past the usual bound,
+     * keep walking until a user key is found (they may be sparse among
+     * internal records), but at most EVICT_MAX_WALK positions: a write must
+     * not pay for a walk over the whole table. */
     uint64_t cursor = random, start_wraps = 0;
-    /* Past the usual bound, keep walking (at most one full pass) until a
-     * user key is found: they may be sparse among internal records. */
-    for (size_t visited = 0; c.seen < c.samples && (visited < 4 * c.samples + 64 || !c.victim); visited++) {
+    for (size_t visited = 0;
+         c.seen < c.samples && (visited < 4 * c.samples + 64 || (!c.victim && visited < EVICT_MAX_WALK));
+         visited++) {
         cursor = ht_scan(s->table, cursor, lru_consider, &c);
         if (cursor == 0 && ++start_wraps > 1) break;
     }

@@ -168,6 +168,7 @@ struct shard {
     uint64_t (*clock_ms)(void); /* wall clock in Unix ms (replaceable by tests) */
     skv_buf scratch;           /* computed values; under lock */
     _Atomic uint64_t hits, misses, expired, evicted;
+    _Atomic uint64_t user_keys; /* visible entries that are not internal keys (evictable) */
     _Atomic uint64_t keys;     /* published copies for lock-free readers */
     _Atomic uint64_t bytes;
     _Atomic uint64_t pending_count;
@@ -236,6 +237,15 @@ size_t shard_expire_some(shard *s, uint64_t *cursor, size_t max_buckets);
 int shard_evict_one(shard *s, size_t samples, uint64_t random, uint64_t *freed);
 
 void shard_stats_get(shard *s, shard_stats *out);
+
+/* Size (ht_entry_size) of the newest live state of key, pending included,
+ * without touching statistics or LRU: 0 and *size, or SKV_ENOTFOUND. */
+int shard_peek_size(shard *s, uint64_t key_hash, skv_slice key, size_t *size);
+
+/* Visible user (non-internal) keys: what LRU eviction can take. */
+static inline uint64_t shard_user_keys(shard *s) {
+    return atomic_load_explicit(&s->user_keys, memory_order_relaxed);
+}
 
 /* ---- used by the commit module and recovery (shard lock held by the caller where noted) ---- */
 

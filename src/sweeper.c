@@ -108,6 +108,8 @@ int sweeper_admit(store *st, const skv_config *cfg, size_t bytes, uint64_t rnd) 
     for (int i = 0; i < EVICT_MAX_PER_WRITE; i++) {
         /* Evict from the shard holding the most bytes among two random ones. */
         uint32_t a = (uint32_t)(next_rnd(&x) % st->nshards), b = (uint32_t)(next_rnd(&x) % st->nshards);
+        if (shard_user_keys(store_shard(st, a)) == 0) a = b;
+        if (shard_user_keys(store_shard(st, b)) == 0) b = a;
         uint32_t id = shard_bytes(store_shard(st, a)) >= shard_bytes(store_shard(st, b)) ? a : b;
         uint64_t freed = 0;
         int rc = shard_evict_one(store_shard(st, id), EVICT_SAMPLES, next_rnd(&x), &freed);
