@@ -246,20 +246,38 @@ void config_usage(FILE *out) {
             "--help", "print this help", "--version", "print the version");
 }
 
+/* Marks in given[] the options present in argv (errors are reported by the real pass). */
+static void flags_given(int argc, char **argv, const struct option *longopts, unsigned char *given) {
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int idx = -1;
+        int ch = getopt_long(argc, argv, "hV", longopts, &idx);
+        if (ch == -1) break;
+        if (ch >= 256 && ch < 256 + (int)NOPTS) given[ch - 256] = 1;
+    }
+}
+
 int config_load(skv_config *c, int argc, char **argv) {
     char name[96];
-    for (size_t i = 0; i < NOPTS; i++) {
-        env_name(opts[i].name, name, sizeof name);
-        const char *v = getenv(name);
-        if (v && apply(c, &opts[i], v, name) != SKV_OK) return SKV_EINVAL;
-    }
-
     struct option longopts[NOPTS + 3];
     for (size_t i = 0; i < NOPTS; i++)
         longopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)(i + 256) };
     longopts[NOPTS] = (struct option){ "help", no_argument, NULL, 'h' };
     longopts[NOPTS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
     longopts[NOPTS + 2] = (struct option){ NULL, 0, NULL, 0 };
+
+    /* The environment fills in what the command line does not say; a
+     * variable whose flag is given is not even read (Kubernetes injects
+     * SHARDKV_PORT=tcp://... for a Service named shardkv). */
+    unsigned char given[NOPTS] = { 0 };
+    flags_given(argc, argv, longopts, given);
+    for (size_t i = 0; i < NOPTS; i++) {
+        if (given[i]) continue;
+        env_name(opts[i].name, name, sizeof name);
+        const char *v = getenv(name);
+        if (v && apply(c, &opts[i], v, name) != SKV_OK) return SKV_EINVAL;
+    }
 
     optind = 0; /* 0, not 1: glibc then also forgets a half-read group of short options */
     opterr = 0;

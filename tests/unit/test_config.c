@@ -448,6 +448,13 @@ static void test_flags_override_env(void **state) {
     assert_int_equal(load(&c, "--shards=4"), SKV_OK);
     assert_int_equal(c.shards, 4);
     assert_int_equal(c.max_body_bytes, 65536);
+    /* A variable whose flag is given is not read at all, valid or not
+     * (Kubernetes service links inject SHARDKV_PORT=tcp://...). */
+    setenv("SHARDKV_PORT", "tcp://10.0.0.1:8000", 1);
+    config_defaults(&c);
+    assert_int_equal(load(&c, "--port", "9000"), SKV_OK);
+    assert_int_equal(c.port, 9000);
+    unsetenv("SHARDKV_PORT");
     /* Unset again: back to the defaults. */
     clean_env(NULL);
     config_defaults(&c);
