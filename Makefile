@@ -30,7 +30,7 @@ SAN_LIB   := $(LIB_SRC:src/%.c=build/san/obj/%.o) build/san/obj/assets_data.o
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 SAN_UNIT  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 
-.PHONY: FORCE all san run test check unit unit-san integration integration-san fuzz bench soak clean deps
+.PHONY: FORCE all san run test test-ui ui-if-possible check unit unit-san integration integration-san fuzz bench soak clean deps
 
 all: build/shardkv
 
@@ -91,10 +91,22 @@ run:
 # suites under AddressSanitizer + UndefinedBehaviorSanitizer, then the fuzzer.
 test:
 	@scripts/install-deps test
+	@scripts/install-deps ui || echo "make test: chromium is not installable here; the dashboard test will be skipped"
 	@$(MAKE) --no-print-directory check
 
-check: unit integration unit-san integration-san fuzz
+check: unit integration unit-san integration-san fuzz ui-if-possible
 	@echo "make test: all suites passed"
+
+# The dashboard in Debian's chromium, driven by playwright-core from npm
+# (tests/ui/run; no browser download).  `make test` runs it when chromium
+# and Node.js >= 20 are there, and says so when it skips it.
+test-ui: build/shardkv
+	tests/ui/run
+ui-if-possible: build/shardkv
+	@if [ -x /usr/bin/chromium ] && command -v node >/dev/null && \
+	   node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then \
+	  tests/ui/run; \
+	else echo "test-ui: SKIPPED (needs /usr/bin/chromium and Node.js >= 20)"; fi
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

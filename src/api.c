@@ -655,6 +655,32 @@ static int handle_metrics(api_worker *w, const http_request *req, reply *r) {
     return API_ROUTE_METRICS;
 }
 
+/* GET /v1/placement?key=K: where K lives (the dashboard's "where does this
+ * key land"); touches no shard. */
+static int handle_placement(api_worker *w, const http_request *req, reply *r) {
+    if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_PLACEMENT;
+    skv_buf_reset(&w->key);
+    int found = http_query_get(req->query, "key", &w->key);
+    if (found < 0) {
+        reply_error(r, 400, "bad_query", "the query string is not valid percent-encoding");
+        return API_ROUTE_PLACEMENT;
+    }
+    skv_slice key = skv_slice_make(w->key.data ? w->key.data : "", w->key.len);
+    if (!api_check_key(w, key, r)) return API_ROUTE_PLACEMENT;
+    store *st = w->env->st;
+    uint64_t h;
+    uint32_t id = store_locate(st, key, &h);
+    char hash[48];
+    ring_point_format(store_map(st), ring_hash_key(store_map(st), key.ptr, key.len), hash);
+    skv_buf *b = &w->tmp;
+    skv_buf_reset(b);
+    skv_buf_append_cstr(b, "{\"key\":\"");
+    skv_buf_append_json_str(b, key.ptr, key.len);
+    skv_buf_printf(b, "\",\"shard\":%u,\"hash\":\"%s\"}", id, hash);
+    reply_json(r, 200, b);
+    return API_ROUTE_PLACEMENT;
+}
+
 /* GET /cache/stats: seed 003's cache statistics, over the whole node. */
 static int handle_cache_stats(api_worker *w, const http_request *req, reply *r) {
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_CACHE_STATS;
@@ -795,6 +821,7 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/metrics")) return handle_metrics(w, req, r);
     if (path_is(req, "/cache/stats")) return handle_cache_stats(w, req, r);
     if (path_is(req, "/v1/hotkeys")) return handle_hotkeys(w, req, r);
+    if (path_is(req, "/v1/placement")) return handle_placement(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
     if (path_has_prefix(req, "/ui/", 4)) return handle_ui(req, r);
     if (path_is(req, "/docs") || path_is(req, "/docs/"))

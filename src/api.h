@@ -54,6 +54,7 @@
     X(SEED_USER, "/users/{user_id}")   \
     X(CACHE_STATS, "/cache/stats")     \
     X(HOTKEYS, "/v1/hotkeys")          \
+    X(PLACEMENT, "/v1/placement")      \
     X(UI, "/ui/{file}")                \
     X(DOCS, "/docs")                   \
     X(OPENAPI, "/openapi.json")        \
