@@ -140,11 +140,18 @@ static int parse_durability(const http_request *req, int *async, reply *r) {
 
 /* --max-memory / --max-keys: 0 when the write may proceed (maybe after
  * evictions), else SKV_ENOMEM.  Deletes always may. */
-static int admit(api_worker *w, const shard_write *wr) {
+static int admit(api_worker *w, const shard_write *wr, uint32_t id, uint64_t h) {
     const skv_config *cfg = w->env->cfg;
     if (wr->op != SHARD_OP_PUT || !sweeper_limited(cfg)) return SKV_OK;
+    size_t need = sizeof(ht_entry) + wr->key.len + wr->value.len, have = 0;
+    /* Replacing a key adds no key and only the bytes it grows by: a write
+     * that adds nothing is never refused (a computed value's size is not
+     * known yet: it is judged as the same size as the current one). */
+    if (shard_peek_size(store_shard(w->env->st, id), h, wr->key, &have) == SKV_OK &&
+        (wr->compute || have >= need))
+        return SKV_OK;
     w->rnd += 0x9E3779B97F4A7C15ull;
-    return sweeper_admit(w->env->st, cfg, sizeof(ht_entry) + wr->key.len + wr->value.len, w->rnd ^ uv_hrtime());
+    return sweeper_admit(w->env->st, cfg, need - (have < need ? have : 0), w->rnd ^ uv_hrtime());
 }
 
 static void reply_memory_limit(reply *r) {
@@ -215,21 +222,28 @@ static uint64_t request_fingerprint(const http_request *req, skv_slice body) {
     return h;
 }
 
-static void found_nothing(void *arg, const ht_entry *e) { (void)arg, (void)e; }
-
-/* 1 when an answer is remembered under the internal key ikey (visible). */
+/* 1 when an answer is remembered (or being written) under the internal key
+ * ikey; counts no cache hit or miss. */
 static int remembered(store *st, uint32_t id, skv_slice ikey) {
-    return shard_get(store_shard(st, id), store_key_hash(ikey), ikey, found_nothing, NULL) == SKV_OK;
+    size_t size;
+    return shard_peek_size(store_shard(st, id), store_key_hash(ikey), ikey, &size) == SKV_OK;
 }
 
 typedef struct render_wrap {
     api_render_fn render;
     void *arg;
+    int async;                 /* the first answer goes out as 202: remember that */
 } render_wrap;
 
 static void render_wrapped(void *arg, const shard_result *res, skv_buf *out) {
     render_wrap *rw = arg;
     rw->render(rw->arg, res, out);
+    unsigned char *h = (unsigned char *)out->data;
+    int status = out->len >= ANSWER_HEADER ? (h[1] | h[2] << 8) : 0;
+    if (rw->async && status >= 200 && status < 300) { /* as reply_start turns it (r->accepted) */
+        h[1] = 202 & 0xff;
+        h[2] = 202 >> 8;
+    }
 }
 
 int api_write_answer(api_worker *w, const http_request *req, skv_slice body, reply *r, shard_write *wr,
@@ -244,14 +258,14 @@ int api_write_answer(api_worker *w, const http_request *req, skv_slice body, rep
     uint32_t id = store_locate(st, wr->key, &h);
     if (has_key) wr->idem_key = store_internal_key(&w->idem, STORE_NS_IDEMPOTENCY, id, ikey.ptr, ikey.len);
     /* A retry answered from memory adds nothing: it is not subject to the limits. */
-    if (!(has_key && remembered(st, id, wr->idem_key)) && admit(w, wr) != SKV_OK) {
+    if (!(has_key && remembered(st, id, wr->idem_key)) && admit(w, wr, id, h) != SKV_OK) {
         reply_memory_limit(r);
         return SKV_ENOMEM;
     }
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);
     if (w->hot) hotkeys_record(w->hot, id, wr->key, h); /* skips internal keys */
     skv_buf *answer = &w->answer;
-    render_wrap rw = { render, arg };
+    render_wrap rw = { render, arg, wr->async };
     if (has_key) {
         wr->idem_fingerprint = request_fingerprint(req, body);
         wr->idem_expires_ms = shard_wall_ms() + w->env->cfg->idempotency_window_ms;

@@ -154,3 +154,30 @@ def test_cache_stats_shape_and_methods(start_server):
         assert isinstance(st[field], int), (field, st)
     r = requests.post(s.url("/cache/stats"), timeout=T)
     assert r.status_code == 405 and "GET" in r.headers["Allow"]
+
+
+def test_writes_that_add_nothing_pass_at_the_limit(start_server):
+    s = start_server("--max-keys", "4", "--shards", "2")
+    sess = requests.Session()
+    for i in range(4):
+        assert sess.put(kv(s, f"k{i}"), data=b"xxxx", timeout=T).status_code == 201
+    assert sess.put(kv(s, "k4"), data=b"x", timeout=T).status_code == 507  # a new key
+    r = sess.put(kv(s, "k1"), data=b"yy", timeout=T)  # replacing one adds no key
+    assert r.status_code == 200, r.text
+    assert sess.get(kv(s, "k1"), timeout=T).content == b"yy"
+    assert stats(s)["keys_count"] == 4
+
+
+def test_memory_limit_judges_only_the_growth(start_server):
+    s = start_server("--max-memory", "8K", "--shards", "1")
+    sess = requests.Session()
+    i = 0
+    while sess.put(kv(s, f"m{i}"), data=b"v" * 500, timeout=T).status_code == 201:
+        i += 1
+        assert i < 100
+    assert i > 0
+    assert sess.put(kv(s, "m0"), data=b"w" * 400, timeout=T).status_code == 200  # shrinks
+    assert sess.put(kv(s, "m0"), data=b"w" * 400, timeout=T).status_code == 200  # same size
+    r = sess.put(kv(s, "m0"), data=b"w" * 4000, timeout=T)  # grows past the limit
+    assert r.status_code == 507, r.text
+    assert sess.get(kv(s, "m0"), timeout=T).content == b"w" * 400

@@ -129,3 +129,14 @@ def test_seed_write_routes_honour_the_key(start_server, method, path, body):
     assert again.json() == first.json()
     other = sess.request(method, s.url(path), data=body + b" ", headers=idem("seed"), timeout=T)
     assert other.status_code == 422
+
+
+def test_async_first_answer_is_replayed_as_202(start_server):
+    s = start_server()
+    sess = requests.Session()
+    url = kv(s, "async") + "?durability=async"
+    first = sess.put(url, data=b"x", headers=idem("a-1"), timeout=T)
+    assert first.status_code == 202
+    again = sess.put(url, data=b"x", headers=idem("a-1"), timeout=T)
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
