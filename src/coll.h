@@ -11,8 +11,13 @@
  * definitions in force and the indexes; the routes are in coll_http.c and
  * coll_query.c.
  *
+ * Dropping a collection removes its definition; its documents are deleted
+ * afterwards, in the background (coll_maintain), once the removal is
+ * visible, hence durable under --fsync always.
+ *
  * Threads: coll_registry_new/free run on the main thread with no worker
- * serving data routes; coll_route_of/coll_dispatch on any worker thread.
+ * serving data routes; coll_route_of/coll_dispatch on any worker thread;
+ * coll_maintain on the sweeper thread.
  */
 #ifndef SKV_COLL_H
 #define SKV_COLL_H
@@ -23,11 +28,25 @@ typedef struct coll_registry coll_registry;
 
 /* After recovery, before the node is ready: loads the collection
  * definitions, creates the default `users` collection when absent, builds
- * the indexes from the shards and starts maintaining them.  Returns 0 and
- * *out, or an SKV_E* code after logging why. */
+ * the indexes from the shards and starts maintaining them.  Documents of
+ * collections without a definition (a drop whose cleanup a crash cut
+ * short) get a cleanup job; nothing is deleted here, so the start stays
+ * fast.  Returns 0 and *out, or an SKV_E* code after logging why. */
 int coll_registry_new(store *st, const skv_config *cfg, coll_registry **out);
-/* Detaches from the shards and frees (after the workers stopped). */
+/* Detaches from the shards and frees (after the workers and the sweeper
+ * stopped).  Unfinished cleanup jobs are dropped: the next start finds
+ * their documents without a definition and makes new ones. */
 void coll_registry_free(coll_registry *reg);
+
+/*
+ * Background upkeep, a sweeper task (sweeper.h; arg is the registry): runs
+ * the cleanup jobs of dropped collections a bounded step each (at most 512
+ * deletes per shard per call: conditional on the document's version, so a
+ * document of a later definition of the same name is never touched), and
+ * clears the dropping flag of a definition whose removal failed to reach
+ * the disk.  Sweeper thread only (one caller at a time).
+ */
+void coll_maintain(void *reg);
 
 /* The route id of a collection route (/v1/collections..., /users...), or -1. */
 int coll_route_of(const http_request *req);

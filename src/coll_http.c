@@ -192,6 +192,7 @@ typedef struct answer_ctx {
     skv_slice json;          /* the document, or the normalized definition */
     size_t documents;        /* drop */
     int rendered;            /* the write was applied by this request (not a replay) */
+    uint64_t version;        /* the applied write's version (when rendered) */
 } answer_ctx;
 
 static void append_json_str(skv_buf *b, skv_slice s) {
@@ -204,6 +205,7 @@ static void append_json_str(skv_buf *b, skv_slice s) {
 static void render(void *arg, const shard_result *res, skv_buf *out) {
     answer_ctx *a = arg;
     a->rendered = 1;
+    a->version = res->version;
     int status = a->kind == ANSWER_CREATE || a->kind == ANSWER_DEFINE || (a->kind == ANSWER_PUT && res->created)
                      ? 201
                      : 200;
@@ -263,11 +265,15 @@ static int define_compute(void *arg, const ht_entry *cur, skv_buf *value, uint32
     return SKV_OK;
 }
 
-/* A built-in is dropped by storing its marker (it exists without a record). */
+/* A built-in is dropped by storing its marker (it exists without a
+ * record): only by the drop that owns the definition in force (arg; NULL:
+ * this request drops nothing) and only over that definition's record
+ * (none for the built-in's own definition). */
 static int drop_builtin_compute(void *arg, const ht_entry *cur, skv_buf *value, uint32_t *flags,
                                 uint64_t *expires_ms) {
-    (void)arg, (void)expires_ms;
-    if (cur && is_marker(cur)) return SKV_ENOTFOUND;
+    const coll_def *c = arg;
+    (void)expires_ms;
+    if (!c || (cur ? is_marker(cur) || cur->version != c->version : c->version != 0)) return SKV_ENOTFOUND;
     skv_buf_append_cstr(value, COLL_DROPPED_MARKER);
     *flags = SHARD_VAL_JSON;
     return SKV_OK;
@@ -287,14 +293,14 @@ static void define(req_ctx *x) {
     skv_slice name = skv_slice_make(s->name, s->name_len);
     coll_def *cur = coll_lookup(x->reg, name);
     if (!cur && !coll_definition_stored(x->reg, name)) {
-        /* The definition will be new: nothing of an earlier collection of
-         * this name may remain.  (Otherwise the write below answers: 409,
-         * or the remembered answer of an Idempotency-Key.) */
-        size_t pending;
-        coll_delete_documents(x->reg, name, &pending);
-        if (pending) {
+        /* The definition will be new: it must not see documents of an
+         * earlier collection of this name, which a drop deletes in the
+         * background.  (Otherwise the write below answers: 409, or the
+         * remembered answer of an Idempotency-Key.) */
+        if (coll_busy(x->reg, name)) {
             reanswer(x->r, NO_MARK, 409, RETRY_SOON, "collection_busy",
-                     "documents of a dropped collection '%s' are still being written; retry shortly", s->name);
+                     "a collection '%s' was just dropped and its documents are still being deleted; retry shortly",
+                     s->name);
             goto out;
         }
         coll_def **all;
@@ -400,10 +406,16 @@ static size_t document_count(req_ctx *x, skv_slice name) {
 
 /*
  * Drop: document writes stop (dropping, set under the gate so no write is
- * between its check and its apply), the definition record goes (a
- * built-in gets its dropped marker), then the documents are deleted.  A
- * crash before they all are leaves documents without a definition, which
- * the next start deletes.
+ * between its check and its apply), then the definition record goes (a
+ * built-in gets its dropped marker), with the condition that it is still
+ * the record of the definition in force.  Nothing else: when the removal
+ * becomes visible (durable under --fsync always) the registry queues the
+ * deletion of the documents (coll.c).  Only the request that set dropping
+ * writes; a concurrent drop, or one of a collection not in force, goes
+ * through a write that cannot apply (404, or the remembered answer of its
+ * Idempotency-Key).  When the removal fails at once, dropping is cleared
+ * here; when it fails on the disk later (507/503 after the answer was
+ * held), the registry sees it no longer pending and clears it (drop_version).
  */
 static void drop_collection(req_ctx *x) {
     skv_slice name = name_of(x);
@@ -412,10 +424,10 @@ static void drop_collection(req_ctx *x) {
         return;
     }
     coll_def *c = coll_lookup(x->reg, name);
-    int was_dropping = 0;
+    int owner = 0;
     if (c) {
         pthread_rwlock_wrlock(&c->gate);
-        was_dropping = atomic_exchange(&c->dropping, 1);
+        owner = !atomic_exchange(&c->dropping, 1);
         pthread_rwlock_unlock(&c->gate);
     }
     shard_write wr = { 0 };
@@ -423,16 +435,21 @@ static void drop_collection(req_ctx *x) {
     if (coll_is_builtin(name)) {
         wr.op = SHARD_OP_PUT;
         wr.compute = drop_builtin_compute;
+        wr.compute_arg = owner ? c : NULL;
         wr.flags = SHARD_VAL_JSON;
     } else {
         wr.op = SHARD_OP_DELETE;
+        wr.cond = SHARD_COND_VERSION;
+        wr.expected_version = owner ? c->version : 0; /* versions start at 1: 0 never matches */
     }
-    answer_ctx a = { .kind = ANSWER_DROP, .coll = name, .documents = document_count(x, name) };
+    answer_ctx a = { .kind = ANSWER_DROP, .coll = name, .documents = owner ? document_count(x, name) : 0 };
     size_t mark;
     int rc = apply(x, &wr, &a, &mark);
-    if (rc == SKV_ENOTFOUND) collection_not_found_at(x, mark);
-    if (rc == SKV_OK && a.rendered) coll_delete_documents(x->reg, name, NULL);
-    else if (c && !was_dropping) atomic_store(&c->dropping, 0);
+    if (rc == SKV_ENOTFOUND || rc == SKV_EPRECOND) collection_not_found_at(x, mark);
+    if (owner) {
+        if (rc == SKV_OK && a.rendered) atomic_store(&c->drop_version, a.version);
+        else coll_drop_abandon(x->reg, c);
+    }
     coll_release(c);
 }
 

@@ -10,7 +10,8 @@
  *   -> the registry lock (taken by the shard observer: shared for a document
  *      change, exclusive for a definition change on shard 0).
  * Nothing waits for a shard lock while holding the registry lock, so the
- * observer can take it under a shard lock.
+ * observer can take it under a shard lock.  The cleanup jobs of dropped
+ * collections are under the registry lock too.
  */
 #ifndef SKV_COLL_INTERNAL_H
 #define SKV_COLL_INTERNAL_H
@@ -24,15 +25,23 @@
 
 #define COLL_MAX 256 /* collections per node (checked when one is defined) */
 
-/* A definition in force.  Immutable except refs and dropping; freed when
- * the last reference goes (the registry holds one while it is current). */
+/* A definition in force.  Immutable except refs, dropping and drop_version;
+ * freed when the last reference goes (the registry holds one while it is
+ * current). */
 typedef struct coll_def {
     schema *s;
     uint64_t id;             /* unique in this process, never reused (docidx binding) */
     uint64_t version;        /* version of its schema record; 0 for a built-in not stored */
     int builtin;             /* `users` */
     _Atomic int refs;
-    _Atomic int dropping;    /* a drop was accepted: document writes answer 404 */
+    _Atomic int dropping;    /* a drop was accepted: document writes answer 404.  Set by the one drop that
+                                owns it (under the gate) and for good when the definition leaves the
+                                registry; cleared only while the definition is current and its removal
+                                cannot become visible any more (see drop_version) */
+    _Atomic uint64_t drop_version; /* the owning drop's removal record (its version on shard 0) once written,
+                                      else 0: while that record waits for the disk the drop is in flight; when
+                                      it is gone from shard 0's pending writes although the definition is
+                                      still current, the write failed and dropping is cleared */
     pthread_rwlock_t gate;   /* see above */
 } coll_def;
 
@@ -67,13 +76,23 @@ int coll_definition_stored(coll_registry *reg, skv_slice name);
 #define COLL_DROPPED_MARKER "{\"dropped\":true}"
 
 /*
- * Deletes every visible document of collection name (logged deletes,
- * acknowledged without waiting for the disk).  Returns how many; *pending
- * (may be NULL) receives how many documents of name are still waiting for
- * the disk on some shard (they are not deleted).  Any thread; takes one
- * shard lock at a time.
+ * A drop that wrote nothing (its write failed at once, was a replay or
+ * lost a race): clears c's dropping flag, if c is still current.
  */
-size_t coll_delete_documents(coll_registry *reg, skv_slice name, size_t *pending);
+void coll_drop_abandon(coll_registry *reg, coll_def *c);
+
+/*
+ * 1 when name cannot be defined now: a drop of it is in flight (its
+ * definition is current but dropping) or the documents of a dropped
+ * collection of that name are still being deleted (a cleanup job runs,
+ * see coll_maintain).  Documents of name left without a definition and
+ * without a job (none are expected) get a job here, and the answer is 1.
+ * Any thread; takes one shard lock at a time, then the registry lock.
+ */
+int coll_busy(coll_registry *reg, skv_slice name);
+
+/* Cleanup jobs not finished yet (tests, diagnostics).  Any thread. */
+size_t coll_cleanup_jobs(coll_registry *reg);
 
 /* GET/HEAD of c's documents, all or those of one indexed value, a page at
  * a time (coll_query.c; one answer through r: 200, or 400 bad_limit,

@@ -375,7 +375,8 @@ int server_run(server *s) {
             commit_stop(s->commit);
             s->commit = NULL;
             failed = 2;
-        } else if (sweeper_start(s->env.st, cfg, NULL, 0, &s->sweeper) != SKV_OK) {
+        } else if (sweeper_start(s->env.st, cfg, &(sweeper_task){ coll_maintain, s->env.colls }, 1, &s->sweeper) !=
+                   SKV_OK) {
             coll_registry_free(s->env.colls);
             s->env.colls = NULL;
             commit_stop(s->commit);

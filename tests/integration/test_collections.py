@@ -2,17 +2,24 @@
 /v1/collections..., the seed-004 routes /users..., placement by the shard
 key through the node's ring (the seed's MD5 ring key for key with --hash
 md5), index queries with stable cursors, region-sharded collections,
-restarts (graceful and kill -9) and a property test against a Python model.
-Every loop is bounded; nothing asserts on timing."""
+restarts (graceful and kill -9), drops (documents deleted in the background
+once the drop is durable; a drop that fails on a full disk; a crash right
+after a drop; a name defined again at once) and a property test against a
+Python model.  Every loop is bounded; nothing asserts on timing."""
 import bisect
 import hashlib
 import json
+import os
 import random
+import resource
+import signal
 import threading
+import time
 
 import pytest
 import requests
 
+import skvtest
 from skvtest import TMUL, assert_error_shape
 
 T = 5 * TMUL
@@ -91,6 +98,38 @@ def define(s, body):
     r = post(s, "/v1/collections", body)
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def wait_until(check, what, timeout=15):
+    """Polls check() until it returns something true (returned), for at most
+    timeout seconds (times TMUL)."""
+    deadline = time.monotonic() + timeout * TMUL
+    while True:
+        v = check()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def define_after_drop(s, body, session=requests):
+    """Defines a collection whose name may have just been dropped: while the
+    old documents are being deleted the answer is 409 collection_busy with
+    Retry-After: 1, and then 201."""
+    def attempt():
+        r = post(s, "/v1/collections", body, session=session)
+        if r.status_code == 409:
+            assert_error_shape(r.text, code="collection_busy")
+            assert r.headers["Retry-After"] == "1"
+            return None
+        assert r.status_code == 201, r.text
+        return r.json()
+    return wait_until(attempt, f"collection {body['name']} to be definable again")
+
+
+def wait_total_keys(s, n):
+    """Waits until /shards counts n keys (a drop's documents go in the background)."""
+    wait_until(lambda: s.shards()["total_keys"] == n, f"total_keys == {n} (now {s.shards()['total_keys']})")
 
 
 BY_REGION = {"name": "by_region", "primary_key": "user_id", "shard_key": "region",
@@ -281,11 +320,13 @@ def test_drop_deletes_documents_and_definition(server):
     assert server.shards()["total_keys"] == 41
     r = delete(server, "/v1/collections/tmp")
     assert r.status_code == 200 and r.json() == {"name": "tmp", "dropped": True, "documents": 40}
-    assert server.shards()["total_keys"] == 0
+    # The collection is gone at once; its documents go in the background.
     assert get(server, "/v1/collections/tmp").status_code == 404
     assert get(server, "/v1/collections/tmp/docs/d1").status_code == 404
+    assert "tmp" not in [c["name"] for c in get(server, "/v1/collections").json()["items"]]
+    wait_total_keys(server, 0)
     # Defined again, it starts empty (nothing of the old one is adopted).
-    define(server, {"name": "tmp", "primary_key": "id", "indexes": ["k"]})
+    define_after_drop(server, {"name": "tmp", "primary_key": "id", "indexes": ["k"]})
     assert get(server, "/v1/collections/tmp/docs?k=v").json() == {"items": [], "next_cursor": None}
     assert get(server, "/v1/collections/tmp/docs/d1").status_code == 404
     # The built-in users can be dropped and defined again.
@@ -295,7 +336,8 @@ def test_drop_deletes_documents_and_definition(server):
     assert r.status_code == 404
     assert_error_shape(r.text, code="collection_not_found", seed=True)
     assert delete(server, "/v1/collections/users").status_code == 404
-    d = define(server, {"name": "users", "primary_key": "user_id", "fields": {"user_id": {"type": "integer"}}})
+    d = define_after_drop(server, {"name": "users", "primary_key": "user_id",
+                                   "fields": {"user_id": {"type": "integer"}}})
     assert d["indexes"] == []
     assert get(server, "/users/1").status_code == 404
     assert post(server, "/users", {"user_id": 1, "anything": True}).status_code == 200
@@ -550,10 +592,11 @@ def test_restart_keeps_documents_and_indexes(start_server, graceful):
     for i in range(12):
         assert post(s, "/v1/collections/by_region/docs", {"user_id": i, "region": "EU" if i % 2 else "US"}).status_code == 201
         assert post(s, "/v1/collections/books/docs", {"isbn": f"b{i}", "author": f"a{i % 3}"}).status_code == 201
+    keys_before = s.shards()["total_keys"]
     define(s, {"name": "gone", "primary_key": "id"})
     assert post(s, "/v1/collections/gone/docs", {"id": "x"}).status_code == 201
     assert delete(s, "/v1/collections/gone").status_code == 200
-    keys_before = s.shards()["total_keys"]
+    wait_total_keys(s, keys_before)
 
     s.restart(graceful=graceful)
 
@@ -588,6 +631,196 @@ def test_dropped_builtin_stays_dropped_after_restart(start_server):
     s.restart(graceful=False)
     assert get(s, "/v1/collections/users").json()["indexes"] == ["team"]
     assert [d["user_id"] for d in get(s, "/users?team=x").json()["items"]] == [1]
+
+
+# ---- drops: documents deleted in the background once the drop is durable ---------------------------
+
+
+def _limit_file_size():
+    # Ignored dispositions survive exec: the node gets EFBIG instead of being killed.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+
+def fill_shard(s, shard, nshards, session):
+    """PUTs keys pinned to one shard (store:<n>, n % nshards == shard) until
+    even the smallest record gets 507 (its log hit the file size limit)."""
+    n, puts = 1000, 0
+    for size in (8192, 1024, 128, 16, 1):
+        for _ in range(10000):
+            key = f"store:{n * nshards + shard}"
+            n += 1
+            r = session.put(s.url("/v1/kv/" + key), data=b"x" * size, timeout=T)
+            if r.status_code == 507:
+                break
+            assert r.status_code in (200, 201), r.text
+            assert int(r.headers["X-Shard"]) == shard
+            puts += 1
+        else:
+            raise AssertionError("the shard never filled up")
+    return puts
+
+
+def doc_ids(s, name, session=requests):
+    items, _ = walk(s, f"/v1/collections/{name}/docs", 1000, session=session)
+    return items
+
+
+def test_drop_on_a_full_disk_answers_507_and_loses_nothing(start_server):
+    """The definition's removal fails on shard 0's full log: the drop is 507,
+    no document is deleted (not even on the other shards), and the collection
+    stays usable; after a restart with space, the drop works."""
+    s = start_server("--shards", "4", preexec_fn=_limit_file_size)
+    sess = requests.Session()
+    define(s, {"name": "books", "primary_key": "isbn", "indexes": ["k"]})
+    shards = set()
+    for i in range(40):
+        r = post(s, "/v1/collections/books/docs", {"isbn": f"b{i}", "k": str(i % 3)}, session=sess)
+        assert r.status_code == 201, r.text
+        shards.add(r.json()["shard"])
+    assert len(shards) > 1
+    assert fill_shard(s, 0, 4, sess) > 0  # shard 0 holds the definitions
+    r = delete(s, "/v1/collections/books", session=sess)
+    assert r.status_code == 507, r.text
+    assert_error_shape(r.text, code="insufficient_storage")
+    # Usable at once: nothing was deleted and it is not stuck being dropped.
+    c = get(s, "/v1/collections/books", session=sess)
+    assert c.status_code == 200, c.text
+    assert c.json()["documents"] == 40
+    assert "books" in [x["name"] for x in get(s, "/v1/collections", session=sess).json()["items"]]
+    time.sleep(0.5)  # several sweeper rounds: a background delete would have happened by now
+    assert sorted(d["isbn"] for d in doc_ids(s, "books", session=sess)) == sorted(f"b{i}" for i in range(40))
+    r = post(s, "/v1/collections", {"name": "books", "primary_key": "isbn"}, session=sess)
+    assert r.status_code == 409
+    assert_error_shape(r.text, code="collection_exists")
+    # Writes to the shards that have space keep working.
+    for i in range(40, 80):
+        r = post(s, "/v1/collections/books/docs", {"isbn": f"b{i}", "k": "0"}, session=sess)
+        assert r.status_code in (201, 507), r.text
+        if r.status_code == 201:
+            break
+    else:
+        raise AssertionError("no document landed on a shard with space")
+    s.stop()
+    s.preexec_fn = None
+    s.start()
+    c = get(s, "/v1/collections/books", session=sess).json()
+    assert c["documents"] in (40, 41)
+    keys = s.shards()["total_keys"]
+    r = delete(s, "/v1/collections/books", session=sess)
+    assert r.status_code == 200 and r.json()["documents"] == c["documents"]
+    wait_total_keys(s, keys - 1 - c["documents"])
+    assert get(s, "/v1/collections/books").status_code == 404
+
+
+def test_kill9_right_after_a_drop(start_server):
+    """A drop answered, then kill -9 before its background deletes ran (or
+    reached the disk): after the restart the collection stays dropped and its
+    documents go, and they never come back after another restart."""
+    s = start_server("--shards", "4")
+    define(s, {"name": "tmp", "primary_key": "id", "fields": {"id": {"type": "integer"}}, "indexes": ["k"]})
+    keys0 = s.shards()["total_keys"]
+    n = 300
+    with s.raw(timeout=30) as c:
+        c.send(b"".join(skvtest.request_bytes("PUT", f"/v1/collections/tmp/docs/{i}", body=b'{"id":%d,"k":"%d"}' % (i, i % 5),
+                                              headers={"Content-Type": "application/json"}) for i in range(n)))
+        assert [x.status for x in c.read_responses(n)] == [201] * n
+    r = delete(s, "/v1/collections/tmp")
+    assert r.status_code == 200 and r.json()["documents"] == n
+    s.kill9()
+    s.start()
+    assert get(s, "/v1/collections/tmp").status_code == 404
+    assert get(s, "/v1/collections/tmp/docs/1").status_code == 404
+    wait_total_keys(s, keys0 - 1)
+    s.restart(graceful=False)
+    assert s.shards()["total_keys"] == keys0 - 1
+    assert get(s, "/v1/collections/tmp").status_code == 404
+    define_after_drop(s, {"name": "tmp", "primary_key": "id", "fields": {"id": {"type": "integer"}}})
+    assert get(s, "/v1/collections/tmp").json()["documents"] == 0
+    assert get(s, "/v1/collections/tmp/docs?limit=10").json() == {"items": [], "next_cursor": None}
+    s.restart()
+    assert get(s, "/v1/collections/tmp").json()["documents"] == 0
+
+
+def test_drop_then_define_again_at_once_keeps_the_new_documents(start_server):
+    """A name dropped and at once defined again (409 collection_busy until the
+    old documents are gone), then the same ids written again: every new
+    document stays, none of the old ones comes back."""
+    s = start_server("--shards", "4")
+    sess = requests.Session()
+    body = {"name": "c", "primary_key": "id", "fields": {"id": {"type": "integer"}, "gen": {"type": "integer"}},
+            "indexes": ["gen"]}
+    n = 2000
+
+    def write_all(gen):
+        with s.raw(timeout=60) as c:
+            c.send(b"".join(skvtest.request_bytes("PUT", f"/v1/collections/c/docs/{i}",
+                                                  body=b'{"id":%d,"gen":%d}' % (i, gen),
+                                                  headers={"Content-Type": "application/json"}) for i in range(n)))
+            assert [x.status for x in c.read_responses(n)] == [201] * n
+
+    define(s, body)
+    write_all(1)
+    for gen in (2, 3):
+        assert delete(s, "/v1/collections/c", session=sess).status_code == 200
+        define_after_drop(s, body, session=sess)
+        write_all(gen)
+        # The cleanup is over (the define waited for it), and stays over.
+        for _ in range(2):
+            got = doc_ids(s, "c", session=sess)
+            assert len(got) == n and all(d["gen"] == gen for d in got)
+            assert get(s, "/v1/collections/c", session=sess).json()["documents"] == n
+            assert s.shards()["total_keys"] == n + 1
+            time.sleep(0.3)
+        assert get(s, f"/v1/collections/c/docs?gen={gen - 1}&limit=5", session=sess).json()["items"] == []
+    s.restart(graceful=False)
+    assert s.shards()["total_keys"] == n + 1
+    assert all(d["gen"] == 3 for d in doc_ids(s, "c"))
+
+
+def test_concurrent_drops_of_one_collection(start_server):
+    """Only one of several concurrent drops of a collection drops it."""
+    s = start_server("--threads", "4")
+    for rnd in range(3):
+        define_after_drop(s, {"name": "d", "primary_key": "id"})
+        assert post(s, "/v1/collections/d/docs", {"id": "x"}).status_code == 201
+        codes = []
+        barrier = threading.Barrier(6)
+
+        def drop():
+            barrier.wait()
+            codes.append(delete(s, "/v1/collections/d").status_code)
+
+        threads = [threading.Thread(target=drop) for _ in range(6)]
+        for t_ in threads:
+            t_.start()
+        for t_ in threads:
+            t_.join(timeout=30 * TMUL)
+        assert sorted(codes) == [200] + [404] * 5, codes
+    wait_total_keys(s, 0)
+
+
+def test_documents_written_during_a_drop_are_deleted_too(start_server):
+    """Document writes still waiting for the disk when the drop stops the
+    writes: the cleanup waits for them and deletes them as well, so nothing
+    stays behind (keys_count) even before a restart."""
+    s = start_server("--shards", "4", threads=4)
+    sess = requests.Session()
+    n = 200
+    for _ in range(4):
+        define_after_drop(s, {"name": "c", "primary_key": "id", "fields": {"id": {"type": "integer"}}}, session=sess)
+        with s.raw(timeout=30) as c:
+            c.send(b"".join(skvtest.request_bytes("PUT", f"/v1/collections/c/docs/{i}", body=b'{"id":%d}' % i,
+                                                  headers={"Content-Type": "application/json"}) for i in range(n)))
+            time.sleep(0.001)
+            r = delete(s, "/v1/collections/c", session=sess)
+            assert r.status_code == 200, r.text
+            codes = [x.status for x in c.read_responses(n)]
+        assert set(codes) <= {201, 404}, codes
+        wait_until(lambda: sess.get(s.url("/cache/stats"), timeout=T).json()["keys_count"] == 0, "keys_count == 0")
+        assert get(s, "/v1/collections/c", session=sess).status_code == 404
+    s.restart()
+    assert sess.get(s.url("/cache/stats"), timeout=T).json()["keys_count"] == 0
 
 
 # ---- the property test ------------------------------------------------------------------------------
@@ -725,4 +958,4 @@ def test_concurrent_writers_readers_and_definitions(start_server):
         assert sorted(d["user_id"] for d in items) == sorted(u for u, rg in truth.items() if rg == region)
     for i in range(3):
         assert get(s, f"/v1/collections/churn{i}").status_code == 404
-    assert s.shards()["total_keys"] == len(truth)
+    wait_total_keys(s, len(truth))
