@@ -10,12 +10,16 @@
  *   POST /counter {"name"}, PUT /counter/increment|decrement {"counter_id"},
  *   GET /counter?counter_id=, GET /counter/value?counter_id=          (seed 002)
  *
- * Which sub-counter an increment lands on.  With an Idempotency-Key:
- * XXH3(key) % K, so a retry meets the answer remembered on that shard.
- * Otherwise the worker's own: worker w owns the sub-counters i with
- * i % T == w (T workers; i = w % K when K <= T) and rotates over them, and
- * when that shard's lock is busy (pthread_mutex_trylock) the next
- * sub-counter whose lock is free is taken instead.
+ * Which sub-counter an increment lands on.  With an Idempotency-Key: the
+ * first element below K of the key's chain (counter_idem_index), which
+ * does not depend on K; a request first looks for a remembered answer on
+ * every shard of the chain (idem_replay), so a retry is answered even after
+ * the counter was deleted and created again with another K.  Otherwise the
+ * worker's own: worker w owns the sub-counters i with i % T == w (T
+ * workers; i = w % K when K <= T) and rotates over them, and when that
+ * shard's lock is busy (pthread_mutex_trylock) the next sub-counter whose
+ * lock is free is taken instead; at --max-keys, one that already has a
+ * record (prefer_stored).
  *
  * Fast and slow paths.  Every change to a counter's sub-counters holds the
  * counter's stripe lock (a writer-preferring rwlock chosen by the name
@@ -27,20 +31,37 @@
  * inside i's budget: at most T fast increments are in flight at once (one
  * per worker, each between its peek and its write), so the exact check in
  * the compute callback, under the shard lock, then never fails.  The slow
- * path holds the lock exclusively, plans the change (counter_plan), writes
- * the budget shrinks and waits until they are durable, then writes the
- * grows and finally the change itself: any mix of visible or recovered
- * states keeps the sum of the budgets within int64.  Its waits block the
- * worker thread for a group commit; it runs near the int64 limits, for
- * |delta| > FAST_DELTA_MAX, on creation and on deletion.
+ * path holds the lock exclusively; when the change fits its sub-counter as
+ * the fast path's would (a creation, a definition still pending) it is
+ * applied at once, else it plans a rebalance (counter_plan), writes the
+ * budget shrinks and waits until they are durable (--fsync always: under
+ * everysec|never nothing waits for the disk), then writes the grows and
+ * finally the change itself: any mix of visible or recovered states keeps
+ * the sum of the budgets within int64.  Its waits block the worker thread
+ * for a group commit; it runs near the int64 limits, for |delta| >
+ * FAST_DELTA_MAX, on creation and on deletion.
  *
  * Durability of a lazily created counter: the increment that creates it
  * waits (blocking, exclusive lock held) until the definition is durable
  * before it writes a sub-counter, so an acknowledged increment never hangs
  * off a definition a crash could lose.
+ *
+ * Deletion writes the definition's delete (the answer write), nothing
+ * else: sub-counters deleted on other shards could be durable before it
+ * and bring the counter back with a partial value after a crash or a
+ * failed write.  The left-overs count as absent for another generation, a
+ * re-created counter overwrites them, and counter_reclaim_task frees them
+ * (and the id record) once the definition's delete is durable.
+ *
+ * Limits: a request that writes several records (a creation, a rebalance
+ * that writes sub-counters for the first time) is checked once, for every
+ * record it adds, before it writes anything (admit_adds), so a refused
+ * request (507 memory_limit) changes nothing.  Rewrites of stored records
+ * add nothing and are never refused.
  */
 #include "counter.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -50,9 +71,11 @@
 #include <xxhash.h>
 
 #include "api_internal.h"
+#include "commit.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "sweeper.h"
 
 #define FAST_DELTA_MAX (INT64_C(1) << 40)
 #define STRIPES 64
@@ -208,6 +231,30 @@ int counter_plan(const counter_sub *subs, uint32_t k, int64_t delta, int fixed, 
     return SKV_OK;
 }
 
+/* The next element of an Idempotency-Key's chain: uniform below x (x > 0). */
+static uint32_t chain_step(uint64_t key_hash, uint32_t step, uint32_t x) {
+    unsigned char in[12];
+    for (int i = 0; i < 8; i++) in[i] = (unsigned char)(key_hash >> (8 * i));
+    for (int i = 0; i < 4; i++) in[8 + i] = (unsigned char)(step >> (8 * i));
+    return (uint32_t)(XXH3_64bits(in, sizeof in) % x);
+}
+
+uint32_t counter_idem_index(uint64_t key_hash, uint32_t nshards, uint32_t k) {
+    assert(k >= 1 && k <= nshards); /* the chain ends at 0 < k */
+    uint32_t x = (uint32_t)(key_hash % nshards);
+    for (uint32_t step = 1; x >= k; step++) x = chain_step(key_hash, step, x);
+    return x;
+}
+
+uint32_t counter_idem_chain(uint64_t key_hash, uint32_t nshards, uint32_t *out) {
+    uint32_t x = (uint32_t)(key_hash % nshards), len = 0;
+    for (uint32_t step = 1;; step++) {
+        out[len++] = x;
+        if (x == 0) return len;
+        x = chain_step(key_hash, step, x);
+    }
+}
+
 /* ---- stripe locks ----------------------------------------------------------------------------- */
 
 static pthread_rwlock_t stripes[STRIPES];
@@ -300,12 +347,14 @@ static skv_slice meta_key(ctr *c) {
 }
 
 /* The seed id record's key: NUL + 16 hex (a name never holds a NUL byte). */
-static skv_slice id_key(ctr *c, uint64_t id) {
+static skv_slice id_key_in(skv_buf *out, uint32_t nshards, uint64_t id) {
     char n[18];
     n[0] = '\0';
     snprintf(n + 1, sizeof n - 1, "%016llx", (unsigned long long)id);
-    return store_internal_key(&c->key, STORE_NS_COUNTER_META, (uint32_t)(id % c->st->nshards), n, 17);
+    return store_internal_key(out, STORE_NS_COUNTER_META, (uint32_t)(id % nshards), n, 17);
 }
+
+static skv_slice id_key(ctr *c, uint64_t id) { return id_key_in(&c->key, c->st->nshards, id); }
 
 static skv_slice sub_key(ctr *c, const counter_def *d, uint32_t index) {
     return store_internal_key(&c->key, STORE_NS_COUNTER, counter_sub_shard(d, index, c->st->nshards), c->name.data,
@@ -328,15 +377,9 @@ static void copy_entry(void *arg, const ht_entry *e) {
     cc->found = 1;
 }
 
-/* The visible (durable) value of key into out; 0 or SKV_ENOTFOUND. */
-static int read_visible(ctr *c, skv_slice key, skv_buf *out, uint64_t *version) {
-    uint64_t h;
-    uint32_t id = store_locate(c->st, key, &h);
-    metrics_shard_op(c->w->mw, id, METRICS_OP_GET);
-    copy_ctx cc = { out, 0, 0 };
-    int rc = shard_get(store_shard(c->st, id), h, key, copy_entry, &cc);
-    if (version) *version = cc.version;
-    return rc;
+/* The visible (durable) value of key, on shard id, into cc; 0 or SKV_ENOTFOUND. */
+static int get_visible(store *st, uint32_t id, uint64_t h, skv_slice key, copy_ctx *cc) {
+    return shard_get(store_shard(st, id), h, key, copy_entry, cc);
 }
 
 /* The compute callback of a peek: copies the newest entry and refuses the write. */
@@ -349,25 +392,39 @@ static int peek_compute(void *arg, const ht_entry *cur, skv_buf *value, uint32_t
 /* The newest value of key, writes still waiting for the disk included:
  * shard_apply with a compute callback that copies the entry and refuses, so
  * nothing is written and no seq is used.  0 or SKV_ENOTFOUND. */
+static int get_newest(store *st, uint32_t id, uint64_t h, skv_slice key, copy_ctx *cc) {
+    shard_write wr = { 0 };
+    wr.op = SHARD_OP_PUT;
+    wr.key = key;
+    wr.compute = peek_compute;
+    wr.compute_arg = cc;
+    shard_result res;
+    int rc = shard_apply(store_shard(st, id), h, &wr, &res);
+    if (rc == SKV_EEXISTS) return cc->found ? SKV_OK : SKV_ENOTFOUND;
+    /* The shard refuses writes (disk full, degraded): nothing new can go
+     * pending there, so the visible state is the newest that counts. */
+    return get_visible(st, id, h, key, cc);
+}
+
+/* get_visible / get_newest for a request (counted in the shard metrics). */
+static int read_visible(ctr *c, skv_slice key, skv_buf *out, uint64_t *version) {
+    uint64_t h;
+    uint32_t id = store_locate(c->st, key, &h);
+    metrics_shard_op(c->w->mw, id, METRICS_OP_GET);
+    copy_ctx cc = { out, 0, 0 };
+    int rc = get_visible(c->st, id, h, key, &cc);
+    if (version) *version = cc.version;
+    return rc;
+}
+
 static int read_newest(ctr *c, skv_slice key, skv_buf *out, uint64_t *version) {
     uint64_t h;
     uint32_t id = store_locate(c->st, key, &h);
     metrics_shard_op(c->w->mw, id, METRICS_OP_GET);
     copy_ctx cc = { out, 0, 0 };
-    shard_write wr = { 0 };
-    wr.op = SHARD_OP_PUT;
-    wr.key = key;
-    wr.compute = peek_compute;
-    wr.compute_arg = &cc;
-    shard_result res;
-    int rc = shard_apply(store_shard(c->st, id), h, &wr, &res);
-    if (rc == SKV_EEXISTS) {
-        if (version) *version = cc.version;
-        return cc.found ? SKV_OK : SKV_ENOTFOUND;
-    }
-    /* The shard refuses writes (disk full, degraded): nothing new can go
-     * pending there, so the visible state is the newest that counts. */
-    return read_visible(c, key, out, version);
+    int rc = get_newest(c->st, id, h, key, &cc);
+    if (version) *version = cc.version;
+    return rc;
 }
 
 /* Applies wr directly (not an answer write); with sw, the caller waits for
@@ -404,6 +461,13 @@ static void reply_not_found(ctr *c) {
 
 static void reply_corrupt(ctr *c) {
     reply_error(c->r, 500, "internal", "the stored definition of this counter cannot be read");
+}
+
+/* The text of api.c's answer at --max-memory / --max-keys. */
+static void reply_memory_limit(ctr *c) {
+    reply_error(c->r, 507, "memory_limit",
+                "the node is at its memory or key limit (--max-memory, --max-keys) and --eviction is reject, or "
+                "nothing is left to evict");
 }
 
 static const char overflow_msg[] = "the change would take the counter (or one of its sub-counters) out of the "
@@ -506,12 +570,19 @@ static void sub_resolve(const counter_def *d, uint32_t index, const char *text, 
     counter_default_budget(d->k, index, &out->lo, &out->hi);
 }
 
-/* Reads the k sub-counters (newest or visible) into subs. */
-static void subs_read(ctr *c, const counter_def *d, int newest, counter_sub *subs) {
+/* What is stored under a sub-counter's key, whatever its generation. */
+typedef struct sub_seen {
+    int exists; /* a record: writing it adds no key */
+} sub_seen;
+
+/* Reads the k sub-counters (newest or visible) into subs, and with seen
+ * what is stored under their keys. */
+static void subs_read(ctr *c, const counter_def *d, int newest, counter_sub *subs, sub_seen *seen) {
     for (uint32_t i = 0; i < d->k; i++) {
         skv_slice key = sub_key(c, d, i);
         int rc = newest ? read_newest(c, key, &c->val, NULL) : read_visible(c, key, &c->val, NULL);
         sub_resolve(d, i, rc == SKV_OK ? c->val.data : NULL, c->val.len, &subs[i]);
+        if (seen) seen[i].exists = rc == SKV_OK;
     }
 }
 
@@ -519,6 +590,101 @@ static __int128 subs_total(const counter_sub *subs, uint32_t k) {
     __int128 t = 0;
     for (uint32_t i = 0; i < k; i++) t += subs[i].value;
     return t;
+}
+
+/* ---- limits (--max-memory, --max-keys) --------------------------------------------------------- */
+
+/* What a request will add: new records (keys) and their bytes
+ * (ht_entry_size).  Rewrites of stored records
+ * count nothing, as api_write_answer judges a computed rewrite (the same
+ * size as the current record): a sub-counter's text that grows by a few
+ * digits is never refused.  Idempotency records are not counted either
+ * (as for every route). */
+typedef struct adds {
+    uint64_t keys;
+    size_t bytes;
+} adds;
+
+/* Counts one record write: its key's length, the new value's length, and
+ * whether a record is stored there already. */
+static void adds_record(adds *a, size_t key_len, size_t new_len, int exists) {
+    if (exists) return;
+    a->bytes += sizeof(ht_entry) + key_len + new_len;
+    a->keys++;
+}
+
+/* The length of s's stored text. */
+static size_t sub_len(ctr *c, const counter_sub *s) {
+    skv_buf_reset(&c->val);
+    counter_sub_format(s, &c->val);
+    return c->val.len;
+}
+
+/* Counts creating the definition d: the id record (a rewrite when one is
+ * stored, e.g. left by a deleted counter) and the definition. */
+static void adds_definition(ctr *c, const counter_def *d, adds *a) {
+    size_t name_len = c->name.len;
+    skv_slice ik = id_key(c, d->id);
+    size_t ik_len = ik.len;
+    int id_exists = read_newest(c, ik, &c->val, NULL) == SKV_OK;
+    adds_record(a, ik_len, name_len, id_exists);
+    size_t def_len = def_text(c, d).len;
+    adds_record(a, meta_key(c).len, def_len, 0);
+}
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Evicts one more user key (--eviction lru): sweeper_admit makes room for
+ * one key, a request that adds several needs more.  0 or SKV_ENOMEM. */
+static int evict_one_more(store *st, uint64_t rnd) {
+    uint64_t freed;
+    for (uint32_t j = 0; j < st->nshards; j++) {
+        int rc = shard_evict_one(store_shard(st, (uint32_t)((rnd + j) % st->nshards)), 5, rnd >> 7, &freed);
+        if (rc != SKV_ENOTFOUND) return rc == SKV_OK ? SKV_OK : SKV_ENOMEM;
+    }
+    return SKV_ENOMEM;
+}
+
+/*
+ * The limit check of a counter request that writes several records: once,
+ * before anything is written, for every record it adds.  0 when they fit
+ * (after evictions under --eviction lru), else SKV_ENOMEM: nothing may be
+ * written.  The node may end at --max-keys, not past it; a request that
+ * adds no record is never refused.  api_write_answer checks the last write
+ * again (a new record only): the records written before it leave it room.
+ */
+static int admit_adds(ctr *c, const adds *a) {
+    const skv_config *cfg = c->w->env->cfg;
+    uint64_t need = a->keys;
+    if (!sweeper_limited(cfg) || need == 0) return SKV_OK;
+    c->w->rnd += 0x9E3779B97F4A7C15ull;
+    uint64_t rnd = c->w->rnd ^ mono_ns();
+    for (uint64_t round = 0;; round++) {
+        uint64_t keys, used;
+        store_totals(c->st, &keys, &used);
+        int keys_over = cfg->max_keys && keys + need > cfg->max_keys;
+        int mem_over = cfg->max_memory && used + a->bytes > cfg->max_memory;
+        if (!keys_over && !mem_over) return SKV_OK;
+        if (cfg->eviction != EVICT_LRU || round > need + 1) return SKV_ENOMEM;
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        /* sweeper_admit makes room for the bytes and one key; more keys one by one */
+        int rc = mem_over || keys >= cfg->max_keys ? sweeper_admit(c->st, cfg, a->bytes, rnd)
+                                                   : evict_one_more(c->st, rnd);
+        if (rc != SKV_OK) return SKV_ENOMEM;
+    }
+}
+
+/* 1 when the node is at --max-keys. */
+static int at_key_limit(ctr *c) {
+    size_t max = c->w->env->cfg->max_keys;
+    if (!max) return 0;
+    uint64_t keys, used;
+    store_totals(c->st, &keys, &used);
+    return keys >= max;
 }
 
 /* ---- changes: the compute callback and the answers --------------------------------------------- */
@@ -613,9 +779,11 @@ static void change_apply(change *ch) {
 
 static _Thread_local uint32_t rotation;
 
+static uint64_t idem_hash(const ctr *c) { return XXH3_64bits(c->idem.ptr, c->idem.len); }
+
 static uint32_t pick_sub(ctr *c, const counter_def *d) {
     uint32_t k = d->k;
-    if (c->idem.ptr) return (uint32_t)(XXH3_64bits(c->idem.ptr, c->idem.len) % k);
+    if (c->idem.ptr) return counter_idem_index(idem_hash(c), c->st->nshards, k);
     uint32_t t = c->w->env->nworkers ? c->w->env->nworkers : 1, me = c->w->id % t, pref;
     if (k <= t) {
         pref = me % k;
@@ -643,41 +811,118 @@ static int fast_fits(const counter_sub *s, int64_t delta, unsigned nworkers) {
     return delta >= 0 ? nv <= (__int128)s->hi - guard : nv >= (__int128)s->lo + guard;
 }
 
+/* At --max-keys, an increment without an Idempotency-Key moves from a
+ * sub-counter that has no record yet (writing it would add a key) to one
+ * that has, when one can take delta on the fast path. */
+static uint32_t prefer_stored(ctr *c, const counter_sub *subs, const sub_seen *seen, uint32_t k, uint32_t i,
+                              int64_t delta) {
+    if (c->idem.ptr || seen[i].exists || !at_key_limit(c)) return i;
+    for (uint32_t step = 1; step < k; step++) {
+        uint32_t j = (i + step) % k;
+        if (seen[j].exists && fast_fits(&subs[j], delta, c->w->env->nworkers)) return j;
+    }
+    return i;
+}
+
 /* 1 when the request's Idempotency-Key already has an answer (or one in
- * flight) on shard id: a retry is answered by api_write_answer. */
+ * flight) on shard id. */
 static int idem_seen(ctr *c, uint32_t shard_id) {
     if (!c->idem.ptr) return 0;
     skv_slice key = store_internal_key(&c->key, STORE_NS_IDEMPOTENCY, shard_id, c->idem.ptr, c->idem.len);
     return read_newest(c, key, &c->val, NULL) == SKV_OK;
 }
 
+/* The compute callback of a replay: a write that must never apply. */
+static int replay_compute(void *arg, const ht_entry *cur, skv_buf *value, uint32_t *flags, uint64_t *expires_ms) {
+    (void)arg, (void)cur, (void)value, (void)flags, (void)expires_ms;
+    return SKV_EAGAIN;
+}
+
+/*
+ * A retried increment: its Idempotency-Key has an answer on one of the
+ * shards of its chain (counter.h), where the first request's sub-counter
+ * was, whatever the counter's K was then (it may have been deleted and
+ * created again with another K since, or not exist any more).  Answers
+ * through api_write_answer on that shard with a write that never applies:
+ * the remembered answer (replayed), 422 when it belongs to another request,
+ * 409 idempotency_in_progress while it waits for the disk (or in the
+ * moment it expired).  Returns 1 when it answered, 0 when nothing is
+ * remembered (the request goes on).
+ */
+static int idem_replay(ctr *c) {
+    if (!c->idem.ptr) return 0;
+    uint32_t n = c->st->nshards, *chain = skv_calloc(n, sizeof *chain);
+    uint32_t len = counter_idem_chain(idem_hash(c), n, chain), found = n;
+    for (uint32_t j = 0; j < len && found == n; j++) {
+        uint32_t shard_id = (base_of(c) + chain[j]) % n;
+        if (idem_seen(c, shard_id)) found = shard_id;
+    }
+    free(chain);
+    if (found == n) return 0;
+    change ch = { 0 };
+    ch.c = c;
+    shard_write wr = { 0 };
+    wr.op = SHARD_OP_PUT;
+    wr.key = store_internal_key(&c->key, STORE_NS_COUNTER, found, c->name.data, c->name.len);
+    wr.compute = replay_compute;
+    api_write_answer(c->w, c->req, c->body, c->r, &wr, change_render, &ch);
+    return 1;
+}
+
 /* ---- increments -------------------------------------------------------------------------------- */
 
-/* Slow path, under the exclusive lock with ch->def the durable definition. */
-static void change_slow(change *ch, uint32_t pref) {
+/* The shrink of sub-counter j's budget toward [lo, hi] (never below or above its value). */
+static void shrink_of(const counter_sub *s, int64_t lo, int64_t hi, int64_t *slo, int64_t *shi) {
+    *slo = s->lo > lo ? s->lo : lo;
+    *shi = s->hi < hi ? s->hi : hi;
+    if (*slo > s->value) *slo = s->value;
+    if (*shi < s->value) *shi = s->value;
+}
+
+/* Counts the slow path's writes (admit_adds): the definition when it is
+ * created, the shrinks and grows of a rebalance (lo, hi set) and the change
+ * on sub-counter index. */
+static void adds_change(change *ch, int state, const counter_sub *subs, const sub_seen *seen, const int64_t *lo,
+                        const int64_t *hi, adds *a) {
+    ctr *c = ch->c;
+    uint32_t k = ch->def.k, index = ch->index;
+    if (state == DEF_ABSENT) adds_definition(c, &ch->def, a);
+    int index_written = 0;
+    for (uint32_t j = 0; lo && j < k; j++) {
+        counter_sub shrunk = subs[j], grown = subs[j];
+        shrink_of(&subs[j], lo[j], hi[j], &shrunk.lo, &shrunk.hi);
+        grown.lo = lo[j];
+        grown.hi = hi[j];
+        int shrinks = shrunk.lo != subs[j].lo || shrunk.hi != subs[j].hi;
+        int grows = j != index && (grown.lo != shrunk.lo || grown.hi != shrunk.hi);
+        if (!shrinks && !grows) continue;
+        size_t len = sub_len(c, &shrunk), glen = grows ? sub_len(c, &grown) : 0;
+        if (glen > len) len = glen;
+        size_t key_len = sub_key(c, &ch->def, j).len;
+        adds_record(a, key_len, len, seen[j].exists);
+        if (j == index) index_written = 1;
+    }
+    counter_sub after = subs[index];
+    if (!ch->refuse) after.value += ch->delta; /* fits: checked by fast_fits or counter_plan */
+    if (ch->set_budget) {
+        after.lo = ch->lo;
+        after.hi = ch->hi;
+    }
+    size_t key_len = sub_key(c, &ch->def, index).len;
+    adds_record(a, key_len, sub_len(c, &after), seen[index].exists || index_written);
+}
+
+/* Moves budget between the sub-counters for a change on index (lo, hi:
+ * counter_plan's budgets): shrinks first, durable before any grow; then the
+ * grows.  0, or the error to answer (after which nothing else is written). */
+static int rebalance(change *ch, counter_sub *subs, const int64_t *lo, const int64_t *hi) {
     ctr *c = ch->c;
     uint32_t k = ch->def.k;
-    counter_sub *subs = skv_calloc(k, sizeof *subs);
-    int64_t *lo = skv_calloc(k, sizeof *lo), *hi = skv_calloc(k, sizeof *hi);
     sync_wait *waits = skv_calloc(k, sizeof *waits);
-    subs_read(c, &ch->def, 1, subs);
-    uint32_t index;
-    if (counter_plan(subs, k, ch->delta, c->idem.ptr != NULL, pref, &index, lo, hi) != SKV_OK) {
-        if (c->idem.ptr) { /* remember the refusal, or replay the first answer */
-            ch->index = pref;
-            ch->refuse = 1;
-            change_apply(ch);
-        } else {
-            reply_error(c->r, 409, "counter_overflow", "%s", overflow_msg);
-        }
-        goto out;
-    }
-    /* Shrinks first, durable before any grow; then the grows. */
     int rc = SKV_OK;
     for (uint32_t j = 0; j < k; j++) {
-        int64_t slo = subs[j].lo > lo[j] ? subs[j].lo : lo[j], shi = subs[j].hi < hi[j] ? subs[j].hi : hi[j];
-        if (slo > subs[j].value) slo = subs[j].value; /* never cut below the current value */
-        if (shi < subs[j].value) shi = subs[j].value;
+        int64_t slo, shi;
+        shrink_of(&subs[j], lo[j], hi[j], &slo, &shi);
         if (slo == subs[j].lo && shi == subs[j].hi) continue;
         change shrink = { c, ch->def, j, 0, 1, slo, shi, 0, 0, 0, 0 };
         shard_write wr = { 0 };
@@ -694,16 +939,10 @@ static void change_slow(change *ch, uint32_t pref) {
         int st = waits[j].base.deliver ? sync_wait_finish(&waits[j]) : SKV_OK;
         if (st != SKV_OK && rc == SKV_OK) rc = st;
     }
-    if (rc == SKV_ENOSPACE || rc == SKV_EIO || rc == SKV_ENOMEM) {
-        api_write_failed(c->r, rc);
-        goto out;
-    }
-    if (rc != SKV_OK) { /* a stored sub-counter outside its own budget */
-        reply_error(c->r, 500, "internal", "a sub-counter of this counter is inconsistent: %s", skv_strerror(rc));
-        goto out;
-    }
+    free(waits);
+    if (rc != SKV_OK) return rc;
     for (uint32_t j = 0; j < k; j++) {
-        if (j == index || (subs[j].lo == lo[j] && subs[j].hi == hi[j])) continue;
+        if (j == ch->index || (subs[j].lo == lo[j] && subs[j].hi == hi[j])) continue;
         change grow = { c, ch->def, j, 0, 1, lo[j], hi[j], 0, 0, 0, 0 };
         shard_write wr = { 0 };
         wr.op = SHARD_OP_PUT;
@@ -712,17 +951,68 @@ static void change_slow(change *ch, uint32_t pref) {
         wr.compute_arg = &grow;
         (void)write_direct(c, &wr, NULL); /* a lost grow only leaves budget unused until the next slow path */
     }
-    ch->index = index;
-    ch->set_budget = 1;
-    ch->lo = lo[index];
-    ch->hi = hi[index];
-    ch->others = subs_total(subs, k) - subs[index].value;
+    return SKV_OK;
+}
+
+/*
+ * Slow path, under the exclusive lock; ch->def is the definition in state
+ * (enum def_state: DEF_ABSENT creates it).  Chooses the sub-counter (pref,
+ * or another that has a record at --max-keys), applies the change directly
+ * when it fits there comfortably, else plans a rebalance (or refuses: 409,
+ * remembered with an Idempotency-Key).  Checks the limits for everything it
+ * will write before writing anything, then writes the definition (waiting
+ * until it is durable), the rebalance and the change.
+ */
+static void change_slow(change *ch, int state, uint32_t pref) {
+    ctr *c = ch->c;
+    uint32_t k = ch->def.k;
+    counter_sub *subs = skv_calloc(k, sizeof *subs);
+    sub_seen *seen = skv_calloc(k, sizeof *seen);
+    int64_t *lo = NULL, *hi = NULL;
+    subs_read(c, &ch->def, 1, subs, seen);
+    ch->index = prefer_stored(c, subs, seen, k, pref, ch->delta);
+    if (!fast_fits(&subs[ch->index], ch->delta, c->w->env->nworkers)) {
+        lo = skv_calloc(k, sizeof *lo);
+        hi = skv_calloc(k, sizeof *hi);
+        uint32_t index;
+        if (counter_plan(subs, k, ch->delta, c->idem.ptr != NULL, ch->index, &index, lo, hi) == SKV_OK) {
+            ch->index = index;
+            ch->set_budget = 1;
+            ch->lo = lo[index];
+            ch->hi = hi[index];
+        } else if (c->idem.ptr) { /* remember the refusal: the sub-counter is rewritten unchanged */
+            ch->refuse = 1;
+            free(lo), free(hi);
+            lo = hi = NULL;
+        } else {
+            reply_error(c->r, 409, "counter_overflow", "%s", overflow_msg);
+            goto out;
+        }
+    }
+    adds a = { 0 };
+    adds_change(ch, state, subs, seen, lo, hi, &a);
+    if (admit_adds(c, &a) != SKV_OK) {
+        reply_memory_limit(c);
+        goto out;
+    }
+    int rc = def_make_durable(c, &ch->def, state);
+    if (rc == SKV_OK && lo) rc = rebalance(ch, subs, lo, hi);
+    if (rc == SKV_ENOSPACE || rc == SKV_EIO || rc == SKV_ENOMEM) {
+        api_write_failed(c->r, rc);
+        goto out;
+    }
+    if (rc != SKV_OK) { /* a stored sub-counter outside its own budget */
+        reply_error(c->r, 500, "internal", "a sub-counter of this counter is inconsistent: %s", skv_strerror(rc));
+        goto out;
+    }
+    ch->created = state == DEF_ABSENT;
+    ch->others = subs_total(subs, k) - subs[ch->index].value;
     change_apply(ch);
 out:
     free(subs);
+    free(seen);
     free(lo);
     free(hi);
-    free(waits);
 }
 
 /* Fast path, under the shared lock: 1 when it answered, 0 when the slow
@@ -731,9 +1021,11 @@ static int change_fast(change *ch, uint32_t *pref) {
     ctr *c = ch->c;
     uint32_t k = ch->def.k;
     counter_sub *subs = skv_calloc(k, sizeof *subs);
+    sub_seen *seen = skv_calloc(k, sizeof *seen);
     uint32_t i = pick_sub(c, &ch->def);
     *pref = i;
-    subs_read(c, &ch->def, 1, subs);
+    subs_read(c, &ch->def, 1, subs, seen);
+    i = prefer_stored(c, subs, seen, k, i, ch->delta);
     int done = fast_fits(&subs[i], ch->delta, c->w->env->nworkers);
     if (done) {
         ch->index = i;
@@ -741,12 +1033,14 @@ static int change_fast(change *ch, uint32_t *pref) {
         change_apply(ch);
     }
     free(subs);
+    free(seen);
     return done;
 }
 
 /* Adds delta to the counter (creating it with the default K when create is
  * set; 404 otherwise).  Answers. */
 static void counter_add(ctr *c, int64_t delta, int create) {
+    if (idem_replay(c)) return;
     change ch = { 0 };
     ch.c = c;
     ch.delta = delta;
@@ -770,18 +1064,9 @@ static void counter_add(ctr *c, int64_t delta, int create) {
         reply_corrupt(c);
     } else if (state == DEF_ABSENT && !create) {
         reply_not_found(c);
-    } else if (state == DEF_ABSENT && c->idem.ptr &&
-               idem_seen(c, counter_sub_shard(&ch.def, pick_sub(c, &ch.def), c->st->nshards))) {
-        /* A late retry after the counter was deleted: replay without creating it again. */
-        ch.index = pick_sub(c, &ch.def);
-        ch.refuse = 1;
-        change_apply(&ch);
-    } else if ((rc = def_make_durable(c, &ch.def, state)) != SKV_OK) {
-        api_write_failed(c->r, rc);
     } else {
-        ch.created = state == DEF_ABSENT;
-        if (!chose || pref >= ch.def.k) pref = pick_sub(c, &ch.def);
-        change_slow(&ch, pref);
+        if (!chose || pref >= ch.def.k || c->idem.ptr) pref = pick_sub(c, &ch.def);
+        change_slow(&ch, state, pref);
     }
     pthread_rwlock_unlock(lock);
 }
@@ -801,7 +1086,7 @@ static void counter_get(ctr *c) {
         return;
     }
     counter_sub *subs = skv_calloc(d.k, sizeof *subs);
-    subs_read(c, &d, 0, subs);
+    subs_read(c, &d, 0, subs, NULL);
     __int128 total = subs_total(subs, d.k);
     skv_buf b;
     skv_buf_init(&b);
@@ -870,6 +1155,14 @@ static void def_render(void *arg, const shard_result *res, skv_buf *out) {
     skv_buf_printf(out, ",\"created\":%s}", a->created ? "true" : "false");
 }
 
+/* 1 when creating d (the id record, then the definition as the answer
+ * write) fits the limits: checked before the id record is written. */
+static int admit_creation(ctr *c, const counter_def *d) {
+    adds a = { 0 };
+    adds_definition(c, d, &a);
+    return admit_adds(c, &a) == SKV_OK;
+}
+
 /* Creates the counter with k sub-counters (strict: 409 when it exists with
  * another K).  Answers 201, or 200 when it exists. */
 static void counter_create(ctr *c, uint32_t k, int strict) {
@@ -886,6 +1179,8 @@ static void counter_create(ctr *c, uint32_t k, int strict) {
         def_answer a = { c, &d, 0 };
         def_render(&a, NULL, &c->w->answer);
         api_answer_send(c->r, skv_slice_make(c->w->answer.data, c->w->answer.len), 0);
+    } else if (state == DEF_ABSENT && !admit_creation(c, &d)) {
+        reply_memory_limit(c);
     } else if (state == DEF_ABSENT && (rc = id_write(c, &d)) != SKV_OK) {
         api_write_failed(c->r, rc);
     } else {
@@ -919,6 +1214,190 @@ static void del_render(void *arg, const shard_result *res, skv_buf *out) {
     skv_buf_append_cstr(out, ",\"deleted\":true}");
 }
 
+/* ---- reclaiming a deleted counter's sub-counters (counter_reclaim_task) ------------------------- */
+
+typedef struct reclaim_item {
+    struct reclaim_item *next;
+    uint64_t due_ms; /* CLOCK_MONOTONIC */
+    uint64_t gen;    /* of the deleted definition */
+    uint64_t id;     /* its seed id (the id record's key) */
+    uint32_t k, base;
+    size_t name_len;
+    char name[];
+} reclaim_item;
+
+#define RECLAIM_NAME_BYTES (1u << 20) /* names held in the queue at most */
+#define RECLAIM_PER_CALL 64
+#define RECLAIM_RETRY_MS 200
+
+enum { RECLAIM_DONE, RECLAIM_LATER };
+
+static pthread_mutex_t reclaim_mu = PTHREAD_MUTEX_INITIALIZER;
+static reclaim_item *reclaim_head, *reclaim_tail; /* FIFO; under reclaim_mu */
+static size_t reclaim_count, reclaim_bytes;
+
+static uint64_t mono_ms(void) { return mono_ns() / 1000000u; }
+
+/* Appends it to the queue (reclaim_mu held). */
+static void reclaim_push(reclaim_item *it) {
+    it->next = NULL;
+    if (reclaim_tail) reclaim_tail->next = it;
+    else reclaim_head = it;
+    reclaim_tail = it;
+    reclaim_count++;
+    reclaim_bytes += it->name_len;
+}
+
+/* The first item due at now, taken off the queue, or NULL. */
+static reclaim_item *reclaim_pop(uint64_t now) {
+    pthread_mutex_lock(&reclaim_mu);
+    reclaim_item *it = reclaim_head;
+    if (it && it->due_ms <= now) {
+        reclaim_head = it->next;
+        if (!reclaim_head) reclaim_tail = NULL;
+        reclaim_count--;
+        reclaim_bytes -= it->name_len;
+    } else {
+        it = NULL;
+    }
+    pthread_mutex_unlock(&reclaim_mu);
+    return it;
+}
+
+/* After an applied DELETE of d: queues its records (dropped when the queue
+ * is full: they then stay until the name is used again).  Under --fsync
+ * always a sync delete is durable once visible; an async one, or any under
+ * everysec|never, is visible at once and given COUNTER_RECLAIM_DELAY_MS. */
+static void reclaim_note(ctr *c, const counter_def *d, int async) {
+    reclaim_item *it = skv_try_malloc(sizeof *it + c->name.len);
+    if (!it) return;
+    it->gen = d->gen;
+    it->id = d->id;
+    it->k = d->k;
+    it->base = d->base;
+    it->name_len = c->name.len;
+    memcpy(it->name, c->name.data, c->name.len);
+    int visible_is_durable = c->w->env->cfg->fsync_policy == FSYNC_ALWAYS && !async;
+    it->due_ms = mono_ms() + (visible_is_durable ? 0 : COUNTER_RECLAIM_DELAY_MS);
+    pthread_mutex_lock(&reclaim_mu);
+    int room = reclaim_count < COUNTER_RECLAIM_MAX && reclaim_bytes + it->name_len <= RECLAIM_NAME_BYTES;
+    if (room) reclaim_push(it);
+    pthread_mutex_unlock(&reclaim_mu);
+    if (!room) free(it);
+}
+
+/* The definition stored under key (newest or visible): 0 when it is of
+ * generation gen, SKV_EEXISTS when of another, SKV_ENOTFOUND when there is
+ * none, SKV_EINVAL when it cannot be read. */
+static int def_of_gen(store *st, skv_slice key, int newest, uint64_t gen, skv_buf *val) {
+    uint64_t h;
+    uint32_t id = store_locate(st, key, &h);
+    copy_ctx cc = { val, 0, 0 };
+    int rc = newest ? get_newest(st, id, h, key, &cc) : get_visible(st, id, h, key, &cc);
+    if (rc != SKV_OK) return SKV_ENOTFOUND;
+    counter_def d;
+    if (counter_def_parse(skv_slice_make(val->data, val->len), st->nshards, &d) != SKV_OK) return SKV_EINVAL;
+    return d.gen == gen ? SKV_OK : SKV_EEXISTS;
+}
+
+/* Deletes key (on shard id, hash h) if it still has version; returns shard_apply's code. */
+static int delete_if_version(store *st, uint32_t id, uint64_t h, skv_slice key, uint64_t version) {
+    shard_write wr = { 0 };
+    wr.op = SHARD_OP_DELETE;
+    wr.key = key;
+    wr.cond = SHARD_COND_VERSION; /* not if it was written again meanwhile */
+    wr.expected_version = version;
+    wr.async = 1;
+    shard_result res;
+    return shard_apply(store_shard(st, id), h, &wr, &res);
+}
+
+/* Deletes the id record of it while no definition of its name exists,
+ * under the counter's stripe lock, which a creation holds from before it
+ * writes the id record until its definition is written: so no creation is
+ * half done.  SKV_EAGAIN when the lock is busy (the sweeper never blocks on
+ * it), else shard_apply's code. */
+static int reclaim_id(store *st, reclaim_item *it, skv_buf *key, skv_buf *val) {
+    pthread_rwlock_t *lock = stripe_of(XXH3_64bits(it->name, it->name_len));
+    if (pthread_rwlock_trywrlock(lock) != 0) return SKV_EAGAIN;
+    int rc = SKV_OK;
+    skv_slice ik = id_key_in(key, st->nshards, it->id);
+    uint64_t h;
+    uint32_t id = store_locate(st, ik, &h);
+    copy_ctx cc = { val, 0, 0 };
+    if (get_newest(st, id, h, ik, &cc) != SKV_OK || val->len != it->name_len ||
+        memcmp(val->data, it->name, it->name_len) != 0)
+        goto out; /* gone, or another name's (a hash collision) */
+    uint64_t version = cc.version;
+    skv_slice mk = store_internal_key(key, STORE_NS_COUNTER_META, it->base, it->name, it->name_len);
+    if (def_of_gen(st, mk, 1, it->gen, val) != SKV_ENOTFOUND) goto out; /* created again (or unreadable) */
+    ik = id_key_in(key, st->nshards, it->id);
+    rc = delete_if_version(st, id, h, ik, version);
+out:
+    pthread_rwlock_unlock(lock);
+    return rc;
+}
+
+/* Deletes the sub-counters of it that are still of its generation, and its
+ * id record, once the definition's delete is durable.  RECLAIM_DONE or
+ * RECLAIM_LATER. */
+static int reclaim_one(store *st, reclaim_item *it, skv_buf *key, skv_buf *val) {
+    uint32_t n = st->nshards;
+    if (it->base >= n || it->k < 1 || it->k > n) return RECLAIM_DONE;
+    skv_slice mk = store_internal_key(key, STORE_NS_COUNTER_META, it->base, it->name, it->name_len);
+    int rc = def_of_gen(st, mk, 1, it->gen, val);
+    if (rc == SKV_OK || rc == SKV_EINVAL) return RECLAIM_DONE; /* the delete failed (the counter lives on) */
+    rc = def_of_gen(st, mk, 0, it->gen, val);
+    if (rc == SKV_EINVAL) return RECLAIM_DONE;
+    shard *home = store_shard(st, it->base);
+    pthread_mutex_lock(&home->lock);
+    int state = home->state;
+    pthread_mutex_unlock(&home->lock);
+    if (rc == SKV_OK || state != SHARD_OK) return RECLAIM_LATER; /* not on the disk yet */
+    int later = 0;
+    for (uint32_t i = 0; i < it->k; i++) {
+        skv_slice sk = store_internal_key(key, STORE_NS_COUNTER, (it->base + i) % n, it->name, it->name_len);
+        uint64_t h;
+        uint32_t id = store_locate(st, sk, &h);
+        copy_ctx cc = { val, 0, 0 };
+        counter_sub sub;
+        if (get_newest(st, id, h, sk, &cc) != SKV_OK ||
+            counter_sub_parse(skv_slice_make(val->data, val->len), &sub) != SKV_OK || sub.gen != it->gen)
+            continue;
+        if (delete_if_version(st, id, h, sk, cc.version) == SKV_ENOSPACE) later = 1;
+    }
+    rc = reclaim_id(st, it, key, val);
+    if (rc == SKV_ENOSPACE || rc == SKV_EAGAIN) later = 1;
+    return later ? RECLAIM_LATER : RECLAIM_DONE;
+}
+
+void counter_reclaim_task(void *arg) {
+    api_env *env = arg;
+    skv_buf key, val;
+    skv_buf_init(&key);
+    skv_buf_init(&val);
+    uint64_t now = mono_ms();
+    for (int done = 0; done < RECLAIM_PER_CALL; done++) {
+        reclaim_item *it = reclaim_pop(now);
+        if (!it) break;
+        if (reclaim_one(env->st, it, &key, &val) == RECLAIM_LATER) {
+            it->due_ms = now + RECLAIM_RETRY_MS;
+            pthread_mutex_lock(&reclaim_mu);
+            reclaim_push(it);
+            pthread_mutex_unlock(&reclaim_mu);
+        } else {
+            free(it);
+        }
+    }
+    skv_buf_free(&key);
+    skv_buf_free(&val);
+}
+
+/* DELETE: removes the definition (the answer write), nothing else.  The
+ * sub-counters and the id record stay until that delete is durable, so no
+ * crash or failed write can bring the counter back with a partial value or
+ * without its id record: another generation ignores them, a re-created
+ * counter overwrites them, counter_reclaim_task frees them. */
 static void counter_delete(ctr *c) {
     pthread_rwlock_t *lock = stripe_of(c->name_hash);
     pthread_rwlock_wrlock(lock);
@@ -939,25 +1418,13 @@ static void counter_delete(ctr *c) {
         reply_corrupt(c);
     } else {
         counter_sub *subs = skv_calloc(d.k, sizeof *subs);
-        subs_read(c, &d, 1, subs);
+        subs_read(c, &d, 1, subs, NULL);
         del_answer a = { c, &d, subs_total(subs, d.k), 0 };
         free(subs);
         wr.key = meta_key(c);
-        if (api_write_answer(c->w, c->req, c->body, c->r, &wr, del_render, &a) == SKV_OK && a.applied) {
-            /* The definition is gone; its sub-counters and id record are
-             * garbage (another generation ignores them): free them.  Not on
-             * a replay: the counter may have been created again since. */
-            for (uint32_t i = 0; i < d.k; i++) {
-                shard_write sw = { 0 };
-                sw.op = SHARD_OP_DELETE;
-                sw.key = sub_key(c, &d, i);
-                (void)write_direct(c, &sw, NULL);
-            }
-            shard_write iw = { 0 };
-            iw.op = SHARD_OP_DELETE;
-            iw.key = id_key(c, d.id);
-            (void)write_direct(c, &iw, NULL);
-        }
+        /* Not on a replay: the counter may have been created again since. */
+        if (api_write_answer(c->w, c->req, c->body, c->r, &wr, del_render, &a) == SKV_OK && a.applied)
+            reclaim_note(c, &d, wr.async);
     }
     pthread_rwlock_unlock(lock);
 }

@@ -14,18 +14,18 @@
  * sub-counters sit on K distinct shards and the definition and the id
  * record on the first of them.  gen is drawn when the counter is created:
  * a sub-counter whose gen differs (left over from a deleted counter of the
- * same name) counts as absent.  An absent sub-counter is 0 with the default
- * budget of its index.
+ * same name: DELETE removes only the definition, and counter_reclaim_task
+ * frees the rest once that is durable) counts as absent.  An absent sub-counter is 0 with the default budget of its index.
  *
  * Overflow is an error, not a wrap: [lo, hi] is the sub-counter's budget
  * (escrow).  Invariant: lo <= value <= hi for every sub-counter, and the
  * budgets of a counter sum to at most [INT64_MIN, INT64_MAX], so any mix of
- * sub-counter states (concurrent readers, a crash that kept some shards'
- * last writes and not others') sums into int64.  An increment within its
+ * sub-counter states (concurrent readers; under --fsync always, a crash
+ * that kept some shards' last writes and not others') sums into int64.  An increment within its
  * sub-counter's budget is checked on that shard alone; one that is not (or
  * is large) takes the counter's slow path, which moves budget between the
- * sub-counters (shrinks made durable before grows) or refuses when the
- * total would leave int64.
+ * sub-counters (shrinks written before grows, and awaited until durable
+ * under --fsync always) or refuses when the total would leave int64.
  *
  * Thread-safety: every function may be called from any worker thread.
  */
@@ -95,5 +95,37 @@ int counter_plan(const counter_sub *subs, uint32_t k, int64_t delta, int fixed, 
 
 /* Formats v in decimal into out (at least 41 bytes); returns the length. */
 size_t counter_i128_format(__int128 v, char *out);
+
+/*
+ * Which sub-counter an increment with an Idempotency-Key lands on.  The
+ * key's chain is x0 = key_hash % nshards, then each next element drawn
+ * uniformly below the previous one (from key_hash and the step), down to 0.
+ * The index for K is the first element below K: uniform over [0, K), and
+ * key_hash % nshards when K = nshards.  The chain does not depend on K, so
+ * whatever K the counter had when a first request ran, its sub-counter's
+ * index (and so the shard of its remembered answer) is on the chain: a
+ * retry looks there (about ln(nshards) + 1 elements).  1 <= k <= nshards.
+ */
+uint32_t counter_idem_index(uint64_t key_hash, uint32_t nshards, uint32_t k);
+/* Writes the chain to out (room for nshards elements; strictly decreasing,
+ * the last one 0) and returns its length. */
+uint32_t counter_idem_chain(uint64_t key_hash, uint32_t nshards, uint32_t *out);
+
+/*
+ * Background task (sweeper_task, src/sweeper.h; arg: the api_env): frees
+ * the sub-counters and the id record that DELETE left behind, once the
+ * definition's delete is durable (--fsync always: visible; everysec|never
+ * or a ?durability=async DELETE: visible for COUNTER_RECLAIM_DELAY_MS, past
+ * the periodic fsync).  Only sub-counters still of the deleted generation
+ * are removed, and the id record only while no definition of the name
+ * exists (conditional deletes), so a counter created again meanwhile is
+ * never touched.  Never blocks: a busy counter is retried on a later call.
+ * The queue of deleted counters lives in memory (COUNTER_RECLAIM_MAX
+ * entries): after a restart, or when it overflows, left-overs stay until
+ * the name is used again.
+ */
+#define COUNTER_RECLAIM_DELAY_MS 3000
+#define COUNTER_RECLAIM_MAX 4096
+void counter_reclaim_task(void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "coll.h"
 #include "commit.h"
+#include "counter.h"
 #include "sweeper.h"
 #include "datadir.h"
 #include "err.h"
@@ -375,8 +376,9 @@ int server_run(server *s) {
             commit_stop(s->commit);
             s->commit = NULL;
             failed = 2;
-        } else if (sweeper_start(s->env.st, cfg, &(sweeper_task){ coll_maintain, s->env.colls }, 1, &s->sweeper) !=
-                   SKV_OK) {
+        } else if (sweeper_start(s->env.st, cfg,
+                                 (sweeper_task[]){ { coll_maintain, s->env.colls }, { counter_reclaim_task, &s->env } },
+                                 2, &s->sweeper) != SKV_OK) {
             coll_registry_free(s->env.colls);
             s->env.colls = NULL;
             commit_stop(s->commit);

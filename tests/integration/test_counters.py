@@ -3,10 +3,17 @@ Sharded counters (docs/counters.md): the canonical /v1/counters routes, the
 seed 002 routes (/counter, /counter/increment, /counter/decrement,
 /counter/value), exact sums under concurrent increments, the int64 limits
 (409 counter_overflow, never a wrapped value, also under concurrency),
-restarts (graceful and kill -9) and Idempotency-Key retries.
+restarts (graceful and kill -9) and Idempotency-Key retries (also after the
+counter was deleted and created again with another K), deletes that fail at
+the disk or are cut short by a crash, the reclaiming of a deleted counter's
+sub-counters, and --max-keys / --max-memory (a refused request changes
+nothing).
 """
 import re
+import resource
+import signal
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -539,3 +546,202 @@ def test_idempotent_retry_after_kill9(start_server):
     sagain = seed_change(s, cid, headers=hs)
     assert sagain.content == sfirst.content and sagain.headers["Idempotent-Replayed"] == "true"
     assert seed_value(s, cid).json()["value"] == 1
+
+
+# ---- deletion: nothing is freed before the definition's delete is durable ------------------------
+
+
+def stats(s):
+    r = requests.get(s.url("/cache/stats"), timeout=T)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def spread_increments(s, name, n, prefix):
+    """n increments (by 1..n) with distinct Idempotency-Keys, which land on many sub-counters."""
+    for i in range(n):
+        incr(s, name, i + 1, headers={"Idempotency-Key": f"{prefix}-{i}"})
+    return n * (n + 1) // 2
+
+
+def _limit_file_size():
+    # As test_durability.py: the node gets EFBIG (a full disk) instead of SIGXFSZ.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+
+def fill_shard_log(sess, s, shard, nshards):
+    """Fills shard's log up to the file size limit with pinned keys store:<n> (n % nshards == shard)
+    until even a one-byte value is refused; the other shards keep their room."""
+    j = 1000
+    for size in (8192, 1024, 128, 16, 1):
+        while True:
+            key = f"store:{j * nshards + shard}"
+            j += 1
+            r = sess.put(s.url("/v1/kv/" + key), data=b"x" * size, timeout=T)
+            if r.status_code in (200, 201):
+                assert int(r.headers["X-Shard"]) == shard
+                continue
+            assert r.status_code == 507, r.text
+            break
+
+
+def test_failed_delete_leaves_the_counter_intact(start_server):
+    # The definition's delete fails at the disk (its shard's log is full), so
+    # the DELETE is not acknowledged: every sub-counter must still be there,
+    # also after a crash.  (Sub-counters deleted eagerly on the other shards
+    # would bring the counter back with a partial value.)
+    s = start_server("--shards", "4", preexec_fn=_limit_file_size)
+    sess = requests.Session()
+    name = "kept-" + "n" * 60  # its delete record is larger than the smallest refused PUT
+    requests.put(curl(s, name), json={"k": 4}, timeout=T)
+    total = spread_increments(s, name, 12, "fd")
+    before = info(s, name)
+    assert before["value"] == total
+    assert sum(1 for sc in before["sub_counters"] if sc["value"]) >= 2, before
+    fill_shard_log(sess, s, before["shards"][0], 4)  # the definition's shard
+
+    r = requests.delete(curl(s, name), timeout=T)
+    assert r.status_code == 507, r.text
+    assert_error_shape(r.content, code="insufficient_storage")
+    assert info(s, name) == before
+    s.kill9()
+    s.preexec_fn = None  # restart without the limit
+    s.start()
+    assert info(s, name) == before
+    assert incr(s, name).json()["value"] == total + 1
+
+
+def test_acknowledged_delete_survives_kill9(start_server):
+    s = start_server("--shards", "4")
+    spread_increments(s, "del-crash", 10, "dc")
+    r = requests.delete(curl(s, "del-crash"), timeout=T)
+    assert r.status_code == 200 and r.json()["value"] == 55
+    s.kill9()
+    s.start()
+    assert requests.get(curl(s, "del-crash"), timeout=T).status_code == 404
+    # created again: the old generation's sub-counters (left or not) count as absent
+    doc = incr(s, "del-crash", 7).json()
+    assert doc["value"] == 7 and doc["created"] is True
+    assert value(s, "del-crash") == 7
+    spread_increments(s, "del-crash", 4, "dc2")
+    assert value(s, "del-crash") == 17
+
+
+def test_deleted_sub_counters_are_reclaimed(start_server):
+    # counter_reclaim_task (a sweeper task) frees the sub-counters once the
+    # definition's delete is durable, and never a newer generation's.
+    s = start_server("--shards", "4")
+    for i in range(12):
+        incr(s, "reclaimed", i + 1)
+    assert stats(s)["keys_count"] >= 3
+    assert requests.delete(curl(s, "reclaimed"), timeout=T).status_code == 200
+    deadline = time.monotonic() + 5 * TMUL
+    while stats(s)["keys_count"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stats(s)["keys_count"] == 0
+
+    # deleted and created again at once: the new generation is left alone
+    for i in range(8):
+        incr(s, "again", 1)
+    assert requests.delete(curl(s, "again"), timeout=T).status_code == 200
+    incr(s, "again", 5)
+    time.sleep(0.5)
+    assert value(s, "again") == 5
+    deadline = time.monotonic() + 5 * TMUL
+    while stats(s)["keys_count"] != 3 and time.monotonic() < deadline:  # id record, definition, one sub-counter
+        time.sleep(0.05)
+    assert stats(s)["keys_count"] == 3
+    assert value(s, "again") == 5
+
+
+# ---- limits: a refused request changes nothing ---------------------------------------------------
+
+
+def assert_memory_limit(r):
+    assert r.status_code == 507, r.text
+    assert r.json()["error"]["code"] == "memory_limit"
+
+
+def test_max_keys_refusal_changes_nothing(start_server):
+    s = start_server("--shards", "4", "--max-keys", "1")  # a counter has two records at least
+    for r in (incr(s, "x", expect=None),
+              incr(s, "x", headers={"Idempotency-Key": "mk-1"}, expect=None),
+              requests.put(curl(s, "x"), json={"k": 2}, timeout=T)):
+        assert_memory_limit(r)
+    r = seed_create(s, "x")
+    assert_memory_limit(r)
+    assert_error_shape(r.content, code="memory_limit", seed=True)
+    st = stats(s)
+    assert st["keys_count"] == 0 and st["memory_used_bytes"] == 0, st
+    assert requests.get(curl(s, "x"), timeout=T).status_code == 404
+    s.stop()
+
+    # room for exactly one counter: its id record, definition and first sub-counter
+    s = start_server("--shards", "4", "--max-keys", "3")
+    assert incr(s, "x").status_code == 201
+    assert stats(s)["keys_count"] == 3
+    assert_memory_limit(requests.put(curl(s, "y"), json={"k": 1}, timeout=T))
+    assert_memory_limit(incr(s, "z", expect=None))
+    assert stats(s)["keys_count"] == 3
+    assert requests.get(curl(s, "y"), timeout=T).status_code == 404
+    # increments of the existing counter add no key: they land on its stored sub-counter
+    for _ in range(20):
+        assert incr(s, "x").status_code == 200
+    assert value(s, "x") == 21 and stats(s)["keys_count"] == 3
+    # a budget move that would write sub-counters for the first time adds keys: refused, nothing moves
+    assert_memory_limit(incr(s, "x", 2**50, expect=None))
+    assert value(s, "x") == 21 and stats(s)["keys_count"] == 3
+
+
+def test_max_memory_refusal_changes_nothing(start_server):
+    s = start_server("--shards", "4", "--max-memory", "150")  # less than a counter's id record and definition
+    assert_memory_limit(incr(s, "m", expect=None))
+    assert_memory_limit(requests.put(curl(s, "m"), json={"k": 4}, timeout=T))
+    st = stats(s)
+    assert st["keys_count"] == 0 and st["memory_used_bytes"] == 0, st
+    s.stop()
+    s = start_server("--shards", "4", "--max-memory", "1K")
+    assert incr(s, "m").status_code == 201
+    used = stats(s)["memory_used_bytes"]
+    assert 0 < used <= 1024
+    for _ in range(10):  # rewrites of stored records: judged the same size, never refused
+        incr(s, "m", 123456789)
+    assert value(s, "m") == 1 + 10 * 123456789
+
+
+def test_lru_evicts_enough_keys_for_a_new_counter(start_server):
+    s = start_server("--shards", "4", "--max-keys", "5", "--eviction", "lru")
+    sess = requests.Session()
+    for i in range(5):
+        assert sess.put(s.url(f"/v1/kv/u{i}"), data=b"v", timeout=T).status_code == 201
+    r = incr(s, "lru-counter", 4)
+    assert r.status_code == 201, r.text
+    st = stats(s)
+    assert st["keys_count"] == 5 and st["evictions"] == 3, st
+    assert value(s, "lru-counter") == 4
+
+
+# ---- late retries: the remembered answer is found whatever K the counter has now -----------------
+
+
+def test_retry_after_recreate_with_another_k_replays(server):
+    for first_k, later_ks in ((8, (1, 3, 8)), (1, (8, 5))):
+        name = f"rk{first_k}"
+        assert requests.put(curl(server, name), json={"k": first_k}, timeout=T).status_code == 201
+        firsts = {}
+        for i in range(16):
+            h = {"Idempotency-Key": f"{name}-{i}"}
+            firsts[i] = incr(server, name, i + 1, headers=h)
+        first_shards = {r.headers["X-Shard"] for r in firsts.values()}
+        assert len(first_shards) == 1 if first_k == 1 else len(first_shards) >= 4, first_shards
+        assert value(server, name) == 136
+        for k in later_ks:
+            assert requests.delete(curl(server, name), timeout=T).status_code == 200
+            assert requests.put(curl(server, name), json={"k": k}, timeout=T).status_code == 201
+            for i, first in firsts.items():
+                again = incr(server, name, i + 1, headers={"Idempotency-Key": f"{name}-{i}"})
+                assert again.status_code == first.status_code and again.content == first.content, (k, i)
+                assert again.headers["Idempotent-Replayed"] == "true"
+            assert value(server, name) == 0, k  # nothing applied twice
+            assert incr(server, name, 2, headers={"Idempotency-Key": f"{name}-new-{k}"}).json()["value"] == 2

@@ -2,7 +2,8 @@
  * Unit tests of counter's pure parts: the default budgets, the stored text
  * of sub-counters and definitions, 128-bit formatting and the slow-path
  * planner (counter_plan), including a seeded random walk that checks the
- * budget invariant and exact refusals at the int64 limits.
+ * budget invariant and exact refusals at the int64 limits, and the
+ * Idempotency-Key chain (counter_idem_index / counter_idem_chain).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -261,6 +262,69 @@ static void test_plan_random_walk(void **state) {
     }
 }
 
+/* The Idempotency-Key chain: strictly decreasing from hash % n down to 0,
+ * and the index for every K is its first element below K. */
+static void test_idem_chain_shape(void **state) {
+    (void)state;
+    const uint32_t ns[] = { 1, 2, 3, 7, 8, 16, 100, 1000 };
+    static uint32_t chain[1000];
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        uint32_t n = ns[t];
+        for (int i = 0; i < 300; i++) {
+            uint64_t h = rnd();
+            uint32_t len = counter_idem_chain(h, n, chain);
+            assert_true(len >= 1 && len <= n);
+            assert_int_equal(chain[0], h % n);
+            assert_int_equal(chain[len - 1], 0);
+            for (uint32_t j = 1; j < len; j++) assert_true(chain[j] < chain[j - 1]);
+            for (uint32_t k = 1; k <= n; k += n > 64 ? 37 : 1) {
+                uint32_t want = 0;
+                for (uint32_t j = 0; j < len; j++) {
+                    if (chain[j] < k) {
+                        want = chain[j];
+                        break;
+                    }
+                }
+                assert_int_equal(counter_idem_index(h, n, k), want);
+            }
+            assert_int_equal(counter_idem_index(h, n, n), h % n); /* K = N: the plain modulo */
+        }
+    }
+}
+
+/* The index for K is uniform over [0, K), and the chain is short (about
+ * ln N + 1 elements: what a retry looks up). */
+static void test_idem_index_uniform(void **state) {
+    (void)state;
+    enum { N = 16, K = 5, DRAWS = 50000 };
+    static uint32_t chain[1000];
+    unsigned count[K] = { 0 };
+    uint64_t chain_total = 0;
+    for (int i = 0; i < DRAWS; i++) {
+        uint64_t h = rnd();
+        count[counter_idem_index(h, N, K)]++;
+        chain_total += counter_idem_chain(h, 1000, chain);
+    }
+    for (int i = 0; i < K; i++) assert_true(count[i] > DRAWS / K * 95 / 100 && count[i] < DRAWS / K * 105 / 100);
+    double mean = (double)chain_total / DRAWS; /* H(1000) = 7.49 */
+    assert_true(mean > 6.5 && mean < 8.5);
+}
+
+/* Known answers: the chain places remembered answers, which outlive a
+ * restart; it must not change by accident. */
+static void test_idem_chain_known_answers(void **state) {
+    (void)state;
+    static uint32_t chain[1000];
+    const uint32_t want1[] = { 895, 131, 61, 43, 29, 8, 4, 3, 1, 0 };
+    const uint32_t want2[] = { 720, 612, 259, 148, 144, 59, 5, 1, 0 };
+    assert_int_equal(counter_idem_chain(0x0123456789abcdefull, 1000, chain), 10);
+    assert_memory_equal(chain, want1, sizeof want1);
+    assert_int_equal(counter_idem_chain(0xfedcba9876543210ull, 1000, chain), 9);
+    assert_memory_equal(chain, want2, sizeof want2);
+    assert_int_equal(counter_idem_index(0x0123456789abcdefull, 1000, 50), 43);
+    assert_int_equal(counter_idem_index(0xfedcba9876543210ull, 1000, 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_budgets_cover_int64_exactly),
@@ -270,6 +334,9 @@ int main(void) {
         cmocka_unit_test(test_plan_limits),
         cmocka_unit_test(test_plan_sub_counter_overflow),
         cmocka_unit_test(test_plan_random_walk),
+        cmocka_unit_test(test_idem_chain_shape),
+        cmocka_unit_test(test_idem_index_uniform),
+        cmocka_unit_test(test_idem_chain_known_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
