@@ -353,9 +353,30 @@ static int any_buffered(commit *c, const flusher *f) {
 static int any_retry(commit *c, const flusher *f) {
     for (uint32_t id = f->id; id < c->st->nshards; id += c->nflushers) {
         shard *s = store_shard(c->st, id);
-        if (s->state == SHARD_NOSPACE) return 1; /* racy read: only decides how long to sleep */
+        pthread_mutex_lock(&s->lock);
+        int full = s->state == SHARD_NOSPACE;
+        pthread_mutex_unlock(&s->lock);
+        if (full) return 1;
     }
     return 0;
+}
+
+/* How long an idle flusher sleeps (a kick wakes it earlier).  Under
+ * everysec/never with nothing buffered it marks itself idle, so that the
+ * next write kicks it: a write racing with this check either sees idle set
+ * or is seen by any_buffered (fences on both sides). */
+static uint64_t sleep_ms(commit *c, flusher *f, uint64_t next_sync) {
+    if (any_retry(c, f)) return RETRY_MS; /* a full disk is retried every RETRY_MS, not sooner */
+    if (c->cfg.policy == FSYNC_ALWAYS) return 1000;
+    atomic_store(&f->idle, 1);
+    atomic_thread_fence(memory_order_seq_cst); /* idle before buf.len (see kick) */
+    if (any_buffered(c, f)) {
+        atomic_store(&f->idle, 0);
+        return LAZY_FLUSH_MS;
+    }
+    if (c->cfg.policy != FSYNC_EVERYSEC) return 1000;
+    uint64_t now = now_ms();
+    return next_sync > now ? next_sync - now : 0;
 }
 
 static void *flusher_main(void *arg) {
@@ -364,23 +385,12 @@ static void *flusher_main(void *arg) {
     uint64_t next_sync = now_ms() + 1000;
     for (;;) {
         int stopping = atomic_load(&c->stop);
+        /* How long to sleep is decided before taking f->mu: the checks take
+         * shard locks, and a writer holds its shard lock when it takes f->mu
+         * (kick), so holding f->mu here would invert that order. */
+        uint64_t wait_ms = sleep_ms(c, f, next_sync);
         pthread_mutex_lock(&f->mu);
         if (!f->kicked && !stopping) {
-            int retry = any_retry(c, f);
-            uint64_t wait_ms = retry ? RETRY_MS : 1000;
-            if (c->cfg.policy != FSYNC_ALWAYS && !retry) { /* a full disk is retried every RETRY_MS, not sooner */
-                /* Idle: sleep until the next periodic sync or a write's kick.  A
-                 * write racing with this check finds idle set and kicks. */
-                atomic_store(&f->idle, 1);
-                atomic_thread_fence(memory_order_seq_cst); /* idle before buf.len (see kick) */
-                if (any_buffered(c, f)) {
-                    atomic_store(&f->idle, 0);
-                    wait_ms = LAZY_FLUSH_MS;
-                } else if (c->cfg.policy == FSYNC_EVERYSEC) {
-                    uint64_t now = now_ms();
-                    wait_ms = next_sync > now ? next_sync - now : 0;
-                }
-            }
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += (time_t)(wait_ms / 1000);
