@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 #include <xxhash.h>
 
@@ -158,6 +159,18 @@ static void reply_memory_limit(reply *r) {
     reply_error(r, 507, "memory_limit",
                 "the node is at its memory or key limit (--max-memory, --max-keys) and --eviction is reject, or "
                 "nothing is left to evict");
+}
+
+int api_json_content_type(skv_slice ct) {
+    if (!ct.ptr || ct.len == 0) return 1;
+    size_t n = 0;
+    while (n < ct.len && ct.ptr[n] != ';') n++;
+    while (n > 0 && (ct.ptr[n - 1] == ' ' || ct.ptr[n - 1] == '\t')) n--;
+    skv_slice media = skv_slice_make(ct.ptr, n);
+    if (skv_slice_ieq_cstr(media, "application/json") || skv_slice_ieq_cstr(media, "text/plain") ||
+        skv_slice_ieq_cstr(media, "application/x-www-form-urlencoded"))
+        return 1;
+    return n > 5 && strncasecmp(media.ptr + n - 5, "+json", 5) == 0 && memchr(media.ptr, '/', n) != NULL;
 }
 
 /* ---- answers and idempotency ------------------------------------------------------------------ */

@@ -14,6 +14,10 @@
  * answers OPTIONS (204), an unknown method (501) or 405, all with Allow. */
 int api_method_allowed(const http_request *req, reply *r, const char *allow, unsigned mask);
 
+/* 1 when a Content-Type may carry a JSON body (none, application/json,
+ * text/plain, form-urlencoded as the seeds' clients send, or any +json type). */
+int api_json_content_type(skv_slice ct);
+
 /* Key/value limits; 0 after answering 400 key_too_large / missing_key or 413. */
 int api_check_key(api_worker *w, skv_slice key, reply *r);
 int api_check_value(api_worker *w, size_t len, reply *r);

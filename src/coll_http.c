@@ -143,23 +143,10 @@ static void document_not_found(req_ctx *x, size_t mark, skv_slice pk) {
 
 /* ---- request bodies ------------------------------------------------------------------------ */
 
-/* 1 when the request's Content-Type may carry a JSON body (as the seed routes). */
-static int json_content_type(skv_slice ct) {
-    if (!ct.ptr || ct.len == 0) return 1;
-    size_t n = 0;
-    while (n < ct.len && ct.ptr[n] != ';') n++;
-    while (n > 0 && (ct.ptr[n - 1] == ' ' || ct.ptr[n - 1] == '\t')) n--;
-    skv_slice media = skv_slice_make(ct.ptr, n);
-    if (skv_slice_ieq_cstr(media, "application/json") || skv_slice_ieq_cstr(media, "text/plain") ||
-        skv_slice_ieq_cstr(media, "application/x-www-form-urlencoded"))
-        return 1;
-    return n > 5 && strncasecmp(media.ptr + n - 5, "+json", 5) == 0 && memchr(media.ptr, '/', n) != NULL;
-}
-
 /* The body as a JSON object (the caller decrefs), or NULL after 415/400. */
 static json_t *parse_body(req_ctx *x) {
     const http_request *req = x->req;
-    if (!json_content_type(req->content_type)) {
+    if (!api_json_content_type(req->content_type)) {
         reply_error(x->r, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json)");
         return NULL;
     }

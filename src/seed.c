@@ -26,23 +26,10 @@
 #include "api_internal.h"
 #include "err.h"
 
-/* 1 when the request's Content-Type may carry a JSON body. */
-static int json_content_type(skv_slice ct) {
-    if (!ct.ptr || ct.len == 0) return 1;
-    size_t n = 0;
-    while (n < ct.len && ct.ptr[n] != ';') n++;
-    while (n > 0 && (ct.ptr[n - 1] == ' ' || ct.ptr[n - 1] == '\t')) n--;
-    skv_slice media = skv_slice_make(ct.ptr, n);
-    if (skv_slice_ieq_cstr(media, "application/json") || skv_slice_ieq_cstr(media, "text/plain") ||
-        skv_slice_ieq_cstr(media, "application/x-www-form-urlencoded"))
-        return 1;
-    return n > 5 && strncasecmp(media.ptr + n - 5, "+json", 5) == 0 && memchr(media.ptr, '/', n) != NULL;
-}
-
 /* Parses the body as a JSON object; NULL after answering 415 or 400.
  * The caller owns the result (json_decref). */
 static json_t *parse_object(const http_request *req, skv_slice body, reply *r) {
-    if (!json_content_type(req->content_type)) {
+    if (!api_json_content_type(req->content_type)) {
         reply_error(r, 415, "unsupported_media_type", "the body must be JSON (Content-Type: application/json), not %.*s",
                     (int)(req->content_type.len > 100 ? 100 : req->content_type.len), req->content_type.ptr);
         return NULL;
