@@ -755,6 +755,7 @@ static void send_asset(const http_request *req, reply *r, const asset *a) {
     skv_slice inm = http_header_get(req, "If-None-Match");
     int fresh = inm.ptr && skv_slice_eq_cstr(inm, a->etag);
     reply_start(r, fresh ? 304 : 200);
+    if (skv_slice_eq_cstr(req->path, "/")) reply_header_cstr(r, "Vary", "Accept"); /* dashboard or JSON */
     reply_header_cstr(r, "ETag", a->etag);
     reply_header_cstr(r, "Cache-Control", "no-cache");
     reply_header_cstr(r, "X-Content-Type-Options", "nosniff");
@@ -777,6 +778,7 @@ static int handle_asset(const http_request *req, reply *r, int route, const char
 static int handle_ui(const http_request *req, reply *r) {
     if (!api_method_allowed(req, r, "GET, HEAD, OPTIONS", API_GET_HEAD)) return API_ROUTE_UI;
     skv_slice rel = skv_slice_make(req->path.ptr + 1, req->path.len - 1); /* "ui/..." */
+    if (skv_slice_eq_cstr(rel, "ui/")) rel = skv_slice_cstr("ui/index.html");
     const asset *a = assets_find(rel);
     if (!a) {
         reply_error(r, 404, "not_found", "no file %.*s in the dashboard", (int)(rel.len > 200 ? 200 : rel.len),
@@ -812,7 +814,9 @@ static int handle_root(api_worker *w, const http_request *req, reply *r) {
         skv_buf_append(&b, "\"", 1);
     }
     skv_buf_append_cstr(&b, "]}");
-    reply_json(r, 200, &b);
+    reply_start(r, 200);
+    reply_header_cstr(r, "Vary", "Accept"); /* browsers get the dashboard */
+    reply_json_buf(r, &b);
     skv_buf_free(&b);
     return API_ROUTE_ROOT;
 }
@@ -850,7 +854,7 @@ int api_dispatch(api_worker *w, const http_request *req, skv_slice body, reply *
     if (path_is(req, "/v1/hotkeys")) return handle_hotkeys(w, req, r);
     if (path_is(req, "/v1/placement")) return handle_placement(w, req, r);
     if (path_is(req, "/")) return handle_root(w, req, r);
-    if (path_has_prefix(req, "/ui/", 4)) return handle_ui(req, r);
+    if (path_has_prefix(req, "/ui/", 4) || path_is(req, "/ui/")) return handle_ui(req, r);
     if (path_is(req, "/docs") || path_is(req, "/docs/"))
         return handle_asset(req, r, API_ROUTE_DOCS, "docs/index.html");
     if (path_is(req, "/openapi.json")) return handle_asset(req, r, API_ROUTE_OPENAPI, "openapi.json");

@@ -71,7 +71,7 @@
       if (m.index > last) frag.appendChild(document.createTextNode(text.slice(last, m.index)));
       if (m[1] !== undefined) frag.appendChild(code(m[1]));
       else if (m[2] !== undefined) frag.appendChild(el('strong', null, m[2]));
-      else if (/^(\/|#)/.test(m[4])) frag.appendChild(el('a', { href: m[4] }, m[3]));
+      else if (/^(\/(?!\/)|#)/.test(m[4])) frag.appendChild(el('a', { href: m[4] }, m[3]));
       else frag.appendChild(document.createTextNode(m[3] + ' (' + m[4] + ')'));
       last = re.lastIndex;
     }
@@ -658,7 +658,8 @@
 
   /* Opens the target of the location hash (and the details around it). */
   function openHash() {
-    var id = decodeURIComponent(location.hash.slice(1));
+    var id;
+    try { id = decodeURIComponent(location.hash.slice(1)); } catch (e) { return; } /* e.g. "#%E0" */
     if (!id) return;
     var target = document.getElementById(id);
     if (!target) return;
