@@ -297,6 +297,10 @@ try {
       for (let i = 0; i < 300; i++) await fetch(`/v1/kv/${encodeURIComponent(`ui/p/${i % 5}`)}`);
     });
     await page.waitForFunction(() => parseFloat(document.getElementById('t-rate').textContent.replace(/,/g, '')) > 0, null, { timeout: T });
+    // The burst reaches the heatmap with the next samples (polled every 1.5 s): wait for it there,
+    // not just for the first sample that saw any traffic.
+    await page.waitForFunction(() => /Peak over the last \d+ samples: [1-9]/.test(document.getElementById('heatmap').getAttribute('aria-label') || ''),
+      null, { timeout: T });
     const label = await page.getAttribute('#heatmap', 'aria-label');
     assert(/Peak over the last \d+ samples: [1-9]/.test(label), label);
   });
