@@ -119,9 +119,8 @@ void api_reply_write_error(reply *r, int rc, skv_slice key) {
 }
 
 /* ?durability=sync|async; 0 after answering 400. */
-static int parse_durability(const http_request *req, int *async, reply *r) {
-    char tmp[16];
-    skv_buf v = { tmp, 0, 0 };
+int api_parse_durability(const http_request *req, int *async, reply *r) {
+    skv_buf v;
     skv_buf_init(&v);
     int found = http_query_get(req->query, "durability", &v);
     int ok = 1;
@@ -134,7 +133,6 @@ static int parse_durability(const http_request *req, int *async, reply *r) {
         ok = 0;
     }
     skv_buf_free(&v);
-    (void)tmp;
     if (!ok) reply_error(r, 400, "bad_durability", "durability must be sync (default) or async");
     return ok;
 }
@@ -155,7 +153,7 @@ static int admit(api_worker *w, const shard_write *wr, uint32_t id, uint64_t h) 
     return sweeper_admit(w->env->st, cfg, need - (have < need ? have : 0), w->rnd ^ uv_hrtime());
 }
 
-static void reply_memory_limit(reply *r) {
+void api_reply_memory_limit(reply *r) {
     reply_error(r, 507, "memory_limit",
                 "the node is at its memory or key limit (--max-memory, --max-keys) and --eviction is reject, or "
                 "nothing is left to evict");
@@ -208,8 +206,7 @@ void api_answer_send(reply *r, skv_slice a, int replayed) {
     reply_body(r, "application/json", a.ptr + ANSWER_HEADER, a.len - ANSWER_HEADER);
 }
 
-/* The Idempotency-Key header: 0 when absent, 1 when valid, -1 after answering 400. */
-static int idempotency_key(const http_request *req, skv_slice *out, reply *r) {
+int api_idempotency_key(const http_request *req, skv_slice *out, reply *r) {
     *out = http_header_get(req, "Idempotency-Key");
     if (!out->ptr) return 0;
     int ok = out->len >= 1 && out->len <= IDEM_KEY_MAX;
@@ -262,17 +259,17 @@ static void render_wrapped(void *arg, const shard_result *res, skv_buf *out) {
 int api_write_answer(api_worker *w, const http_request *req, skv_slice body, reply *r, shard_write *wr,
                      api_render_fn render, void *arg) {
     skv_slice ikey;
-    int has_key = idempotency_key(req, &ikey, r);
+    int has_key = api_idempotency_key(req, &ikey, r);
     if (has_key < 0) return SKV_EINVAL;
     store *st = w->env->st;
-    if (!parse_durability(req, &wr->async, r)) return SKV_EINVAL;
+    if (!api_parse_durability(req, &wr->async, r)) return SKV_EINVAL;
     wr->waiter = r->waiter;
     uint64_t h;
     uint32_t id = store_locate(st, wr->key, &h);
     if (has_key) wr->idem_key = store_internal_key(&w->idem, STORE_NS_IDEMPOTENCY, id, ikey.ptr, ikey.len);
     /* A retry answered from memory adds nothing: it is not subject to the limits. */
     if (!(has_key && remembered(st, id, wr->idem_key)) && admit(w, wr, id, h) != SKV_OK) {
-        reply_memory_limit(r);
+        api_reply_memory_limit(r);
         return SKV_ENOMEM;
     }
     metrics_shard_op(w->mw, id, wr->op == SHARD_OP_PUT ? METRICS_OP_PUT : METRICS_OP_DELETE);

@@ -18,6 +18,14 @@ int api_method_allowed(const http_request *req, reply *r, const char *allow, uns
  * text/plain, form-urlencoded as the seeds' clients send, or any +json type). */
 int api_json_content_type(skv_slice ct);
 
+/* ?durability=sync|async into *async; 0 after answering 400 bad_durability. */
+int api_parse_durability(const http_request *req, int *async, reply *r);
+/* The Idempotency-Key header into *out: 0 when absent, 1 when valid (1 to
+ * 255 visible ASCII characters), -1 after answering 400 bad_idempotency_key. */
+int api_idempotency_key(const http_request *req, skv_slice *out, reply *r);
+/* The 507 memory_limit answer of a write refused at --max-memory / --max-keys. */
+void api_reply_memory_limit(reply *r);
+
 /* Key/value limits; 0 after answering 400 key_too_large / missing_key or 413. */
 int api_check_key(api_worker *w, skv_slice key, reply *r);
 int api_check_value(api_worker *w, size_t len, reply *r);

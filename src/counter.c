@@ -79,7 +79,6 @@
 
 #define FAST_DELTA_MAX (INT64_C(1) << 40)
 #define STRIPES 64
-#define IDEM_KEY_MAX 255
 
 /* ---- pure helpers ----------------------------------------------------------------------------- */
 
@@ -461,13 +460,6 @@ static void reply_not_found(ctr *c) {
 
 static void reply_corrupt(ctr *c) {
     reply_error(c->r, 500, "internal", "the stored definition of this counter cannot be read");
-}
-
-/* The text of api.c's answer at --max-memory / --max-keys. */
-static void reply_memory_limit(ctr *c) {
-    reply_error(c->r, 507, "memory_limit",
-                "the node is at its memory or key limit (--max-memory, --max-keys) and --eviction is reject, or "
-                "nothing is left to evict");
 }
 
 static const char overflow_msg[] = "the change would take the counter (or one of its sub-counters) out of the "
@@ -992,7 +984,7 @@ static void change_slow(change *ch, int state, uint32_t pref) {
     adds a = { 0 };
     adds_change(ch, state, subs, seen, lo, hi, &a);
     if (admit_adds(c, &a) != SKV_OK) {
-        reply_memory_limit(c);
+        api_reply_memory_limit(c->r);
         goto out;
     }
     int rc = def_make_durable(c, &ch->def, state);
@@ -1180,7 +1172,7 @@ static void counter_create(ctr *c, uint32_t k, int strict) {
         def_render(&a, NULL, &c->w->answer);
         api_answer_send(c->r, skv_slice_make(c->w->answer.data, c->w->answer.len), 0);
     } else if (state == DEF_ABSENT && !admit_creation(c, &d)) {
-        reply_memory_limit(c);
+        api_reply_memory_limit(c->r);
     } else if (state == DEF_ABSENT && (rc = id_write(c, &d)) != SKV_OK) {
         api_write_failed(c->r, rc);
     } else {
@@ -1451,35 +1443,17 @@ static int take_name(ctr *c, skv_slice name) {
     return 1;
 }
 
-/* ?durability= is checked again by api_write_answer; checking it first keeps
- * a bad one from creating a counter or moving budget.  0 after answering 400. */
-static int check_durability(ctr *c) {
-    skv_buf v;
-    skv_buf_init(&v);
-    int found = http_query_get(c->req->query, "durability", &v);
-    skv_slice d = skv_slice_make(v.data ? v.data : "", v.len);
-    int ok = found == 0 || (found == 1 && (skv_slice_eq_cstr(d, "sync") || skv_slice_eq_cstr(d, "async")));
-    skv_buf_free(&v);
-    if (!ok) reply_error(c->r, 400, "bad_durability", "durability must be sync (default) or async");
-    return ok;
-}
-
-/* The checks of a write route before anything is written: ?durability= and
- * the Idempotency-Key header (into c->idem), with api_write_answer's rules.
+/* The checks of a write route before anything is written (api_write_answer
+ * checks them again): ?durability= and the Idempotency-Key header (into c->idem).
  * 0 after answering 400. */
 static int take_idem(ctr *c) {
+    int async;
     c->idem = skv_slice_make(NULL, 0);
-    if (!check_durability(c)) return 0;
-    skv_slice k = http_header_get(c->req, "Idempotency-Key");
-    if (!k.ptr) return 1;
-    int ok = k.len >= 1 && k.len <= IDEM_KEY_MAX;
-    for (size_t i = 0; ok && i < k.len; i++) ok = k.ptr[i] > 0x20 && k.ptr[i] < 0x7f;
-    if (!ok) {
-        reply_error(c->r, 400, "bad_idempotency_key", "Idempotency-Key must be 1 to %d visible ASCII characters",
-                    IDEM_KEY_MAX);
-        return 0;
-    }
-    c->idem = k;
+    if (!api_parse_durability(c->req, &async, c->r)) return 0;
+    skv_slice k;
+    int has = api_idempotency_key(c->req, &k, c->r);
+    if (has < 0) return 0;
+    if (has) c->idem = k;
     return 1;
 }
 
