@@ -135,8 +135,7 @@ void skv_buf_printf(skv_buf *b, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+size_t skv_utf8_seq_len(const unsigned char *s, size_t n) {
     unsigned char c = s[0];
     size_t len;
     uint32_t cp;
@@ -174,7 +173,7 @@ void skv_buf_append_json_str(skv_buf *b, const char *s, size_t len) {
             skv_buf_append(b, &p[i], 1);
             i++;
         } else {
-            size_t n = utf8_seq_len(p + i, len - i);
+            size_t n = skv_utf8_seq_len(p + i, len - i);
             if (n == 0) {
                 skv_buf_append(b, "\\ufffd", 6);
                 i++;

@@ -54,6 +54,10 @@ void skv_buf_append_u64(skv_buf *b, uint64_t v);
 void skv_buf_append_i64(skv_buf *b, int64_t v);
 void skv_buf_printf(skv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void skv_buf_vprintf(skv_buf *b, const char *fmt, va_list ap);
+/* Length of the valid UTF-8 sequence at s (1..4 bytes, n available), or 0
+ * when invalid (overlong, surrogate, above U+10FFFF, cut short). */
+size_t skv_utf8_seq_len(const unsigned char *s, size_t n);
+
 /* Appends s as the inside of a JSON string (escapes quotes, controls and
  * invalid UTF-8 as \ufffd). */
 void skv_buf_append_json_str(skv_buf *b, const char *s, size_t len);

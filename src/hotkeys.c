@@ -473,31 +473,12 @@ void hotkeys_render_json(hotkeys *hk, size_t limit, skv_buf *out) {
     free(all);
 }
 
-/* Length of the valid UTF-8 sequence (2..4 bytes) at p, or 0. */
-static size_t utf8_multibyte_len(const unsigned char *p, size_t n) {
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (p[i] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
-    return len;
-}
-
 /* The key as a label value: UTF-8 text, control bytes and other bytes as \xNN. */
 static void append_label_text(skv_buf *b, const char *key, size_t len) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)key;
     for (size_t i = 0; i < len;) {
-        size_t n = p[i] >= 0x20 && p[i] < 0x7f ? 1 : p[i] >= 0x80 ? utf8_multibyte_len(p + i, len - i) : 0;
+        size_t n = p[i] >= 0x20 && p[i] < 0x7f ? 1 : p[i] >= 0x80 ? skv_utf8_seq_len(p + i, len - i) : 0;
         if (n) {
             skv_buf_append(b, p + i, n);
             i += n;
