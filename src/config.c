@@ -214,7 +214,7 @@ void config_usage(FILE *out) {
             "                                  docs/cli.md); --endpoint URL or SHARDKV_ENDPOINT\n"
             "  shardkv --version | --help\n\n"
             "Options (each also read from the environment as SHARDKV_<NAME>, e.g. SHARDKV_MAX_BODY_BYTES;\n"
-            "flags win).  Sizes take K/M/G suffixes, durations ms/s/m:\n",
+            "flags win; a variable whose flag is given is not read).  Sizes take K/M/G suffixes, durations ms/s/m:\n",
             SKV_VERSION);
     for (size_t i = 0; i < NOPTS; i++) {
         const opt_def *o = &opts[i];
@@ -242,7 +242,8 @@ void config_usage(FILE *out) {
             "  %-36s %s\n  %-36s %s\n\n"
             "Signals: SIGTERM/SIGINT stop accepting, finish in-flight requests and exit 0\n"
             "(a second signal cuts open connections at once).\n"
-            "Docs: README.md, docs/api.md, docs/architecture.md, docs/sharding.md\n",
+            "Docs: README.md, docs/api.md (and the node's /docs), docs/architecture.md, docs/storage.md,\n"
+            "docs/sharding.md, docs/counters.md, docs/collections.md, docs/cli.md, docs/deploy.md\n",
             "--help", "print this help", "--version", "print the version");
 }
 
