@@ -7,6 +7,8 @@ import subprocess
 import pytest
 import requests
 
+import skvtest
+
 from skvtest import TMUL, assert_error_shape
 
 T = 5 * TMUL
@@ -100,6 +102,19 @@ def test_root_lists_routes(server):
     doc = requests.get(server.url("/"), timeout=T).json()
     assert doc["service"] == "shardkv"
     assert "/v1/kv/{key}" in doc["routes"] and "/store" in doc["routes"]
+
+
+def test_root_is_the_dashboard_for_browsers_and_json_otherwise(server):
+    j = requests.get(server.url("/"), timeout=T)
+    h = requests.get(server.url("/"), headers={"Accept": "text/html,*/*"}, timeout=T)
+    assert j.headers["Content-Type"] == "application/json" and h.headers["Content-Type"].startswith("text/html")
+    assert j.headers["Vary"] == "Accept" and h.headers["Vary"] == "Accept"  # caches keep them apart
+    ui = requests.get(server.url("/ui/"), timeout=T)
+    assert ui.status_code == 200 and ui.content == h.content
+    assert requests.get(server.url("/ui/nope.js"), timeout=T).status_code == 404
+    with server.raw() as c:  # raw: requests would remove the dot segments itself
+        c.send(skvtest.request_bytes("GET", "/ui/../openapi.json"))
+        assert c.read_response().status == 404
 
 
 REQUIRED_METRICS = [
